@@ -1,0 +1,200 @@
+"""The dataset and data loaders of one split of a Kaggle-layout folder.
+
+A bad file (zero bytes, truncated, not an image, too large) never crashes an epoch: files that
+fail the cheap integrity check are left out when the dataset is built, and a file that still
+fails to decode later is replaced by the next good sample of the list. Both are counted,
+listed in ``dataset.bad_files`` and reported with a warning.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import warnings
+from pathlib import Path
+from typing import Callable, Literal
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
+
+from dflib import CLASS_NAMES
+from dflib.data.io import MAX_PIXELS, ImageReadError, quick_check, read_image, read_image_tensor
+from dflib.data.layout import DatasetLayout, discover
+
+Check = Literal["quick", "full", "none"]
+
+
+class DeepfakeDataset(Dataset):
+    """Images of one split with labels fake = 1, real = 0.
+
+    Args:
+        root: the ``Dataset`` folder, its parent, or an already discovered :class:`DatasetLayout`.
+        split: ``"Train"``, ``"Validation"`` or ``"Test"`` (any letter case).
+        transform: applied to the ``uint8`` tensor ``(3, H, W)``; ``None`` returns it as is.
+        check: ``"quick"`` screens every file cheaply (size, signature, end marker) when the
+            dataset is built; ``"full"`` decodes every file once (slow on big data, exact);
+            ``"none"`` trusts the folder. Decoding errors at load time are handled in all modes.
+        limit_per_class: keep a random subset of at most this many files per class (seeded),
+            for quick experiments and smoke runs.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike | DatasetLayout,
+        split: str = "Train",
+        transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        *,
+        check: Check = "quick",
+        limit_per_class: int | None = None,
+        seed: int = 0,
+        max_pixels: int = MAX_PIXELS,
+    ) -> None:
+        if check not in ("quick", "full", "none"):
+            raise ValueError(f"check must be 'quick', 'full' or 'none', got {check!r}")
+        if limit_per_class is not None and limit_per_class < 1:
+            raise ValueError(f"limit_per_class must be >= 1 or None, got {limit_per_class!r}")
+        layout = root if isinstance(root, DatasetLayout) else discover(root, required=(split,))
+        files = layout[split]
+        self.root = layout.root
+        self.split = files.name
+        self.transform = transform
+        self.max_pixels = max_pixels
+        self.classes = CLASS_NAMES
+        self.bad_files: list[tuple[Path, str]] = []
+
+        samples = files.samples()
+        if limit_per_class is not None:
+            rng = random.Random(seed)
+            by_label: dict[int, list[tuple[Path, int]]] = {}
+            for s in samples:
+                by_label.setdefault(s[1], []).append(s)
+            samples = []
+            for label in sorted(by_label):
+                group = by_label[label]
+                keep = sorted(rng.sample(range(len(group)), min(limit_per_class, len(group))))
+                samples += [group[i] for i in keep]
+        if check != "none":
+            good = []
+            for path, label in samples:
+                reason = quick_check(path)
+                if reason is None and check == "full":
+                    try:
+                        read_image(path, max_pixels=max_pixels)
+                    except ImageReadError as e:
+                        reason = str(e).split(": ", 1)[-1]
+                if reason is None:
+                    good.append((path, label))
+                else:
+                    self.bad_files.append((path, reason))
+            samples = good
+            if self.bad_files:
+                warnings.warn(
+                    f"{self.split}: skipped {len(self.bad_files)} unreadable file(s) "
+                    f"(see dataset.bad_files), e.g. {self.bad_files[0][0]}: {self.bad_files[0][1]}",
+                    stacklevel=2,
+                )
+        if not samples:
+            raise ValueError(f"{self.split} split of {self.root} has no readable images "
+                             f"({len(self.bad_files)} bad file(s), see dataset.bad_files)")
+        self.samples: list[tuple[Path, int]] = samples
+        self.targets: list[int] = [label for _, label in samples]
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    @property
+    def paths(self) -> list[Path]:
+        return [p for p, _ in self.samples]
+
+    def class_counts(self) -> dict[str, int]:
+        """Number of usable images per class name."""
+        counts = np.bincount(np.asarray(self.targets, dtype=np.int64), minlength=len(self.classes))
+        return {name: int(counts[i]) for i, name in enumerate(self.classes)}
+
+    def load(self, index: int) -> torch.Tensor:
+        """The raw ``uint8`` image tensor of sample ``index`` (raises :class:`ImageReadError`)."""
+        return read_image_tensor(self.samples[index][0], max_pixels=self.max_pixels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        n = len(self.samples)
+        for offset in range(min(n, 10)):
+            i = (index + offset) % n
+            try:
+                img = self.load(i)
+            except ImageReadError as e:
+                path = self.samples[i][0]
+                if all(p != path for p, _ in self.bad_files):
+                    self.bad_files.append((path, str(e).split(": ", 1)[-1]))
+                    warnings.warn(f"{e}; using the next image instead", stacklevel=2)
+                continue
+            if self.transform is not None:
+                img = self.transform(img)
+            return img, self.samples[i][1]
+        raise ImageReadError(f"{self.split}: 10 consecutive unreadable images from index {index}; "
+                             f"the folder looks corrupt, check {self.root}")
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{k}={v}" for k, v in self.class_counts().items())
+        bad = f", {len(self.bad_files)} bad file(s) skipped" if self.bad_files else ""
+        return f"DeepfakeDataset({self.split}: {len(self)} images, {counts}{bad}; root={self.root})"
+
+
+def default_num_workers() -> int:
+    """Loader processes: one per spare core, at most 8 (0 = load in the main process)."""
+    n = os.cpu_count() or 1
+    return max(0, min(8, n - 1))
+
+
+def _worker_init(worker_id: int) -> None:
+    # Each worker decodes one image at a time; torch's intra-op threads would only oversubscribe
+    # the cores the training step needs.
+    torch.set_num_threads(1)
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def make_loader(
+    dataset: Dataset,
+    batch_size: int = 64,
+    *,
+    train: bool = False,
+    num_workers: int | None = None,
+    device: str | torch.device | None = None,
+    balanced: bool = False,
+    seed: int = 0,
+    drop_last: bool | None = None,
+) -> DataLoader:
+    """A DataLoader with settings that fit the machine.
+
+    ``train=True`` shuffles (seeded) and drops the last incomplete batch; ``balanced=True``
+    samples both classes equally often (a remedy for class imbalance). Workers default to one
+    per spare core, stay alive between epochs, and pin memory when the target device is CUDA.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+    workers = default_num_workers() if num_workers is None else int(num_workers)
+    if workers < 0:
+        raise ValueError(f"num_workers must be >= 0, got {num_workers!r}")
+    generator = torch.Generator().manual_seed(seed)
+    sampler = None
+    if balanced:
+        targets = torch.as_tensor(getattr(dataset, "targets"))
+        class_weight = 1.0 / torch.bincount(targets).clamp(min=1).double()
+        sampler = WeightedRandomSampler(class_weight[targets], num_samples=len(targets),
+                                        replacement=True, generator=generator)
+    pin = torch.device(device).type == "cuda" if device is not None else False
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=train and sampler is None,
+        sampler=sampler,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        pin_memory=pin,
+        drop_last=train if drop_last is None else drop_last,
+        generator=generator,
+        worker_init_fn=_worker_init if workers > 0 else None,
+        prefetch_factor=4 if workers > 0 else None,
+    )

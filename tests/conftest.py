@@ -1,0 +1,43 @@
+"""Shared fixtures: tiny Kaggle-layout folders built on the fly (no synthetic generator needed)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+# Keep torch to the machine's cores and away from the user's cache during tests.
+os.environ.setdefault("DFLIB_CACHE", str(Path(__file__).resolve().parent.parent / ".pytest_cache" / "dflib"))
+
+
+def write_image(path: Path, seed: int, size: int = 32, fmt: str = "JPEG", mode: str = "RGB") -> Path:
+    """Write a small random image (distinct content per seed)."""
+    rng = np.random.default_rng(seed)
+    arr = rng.integers(0, 256, size=(size, size, 3), dtype=np.uint8)
+    img = Image.fromarray(arr, "RGB")
+    if mode != "RGB":
+        img = img.convert(mode)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path, format=fmt)
+    return path
+
+
+def make_dataset(root: Path, splits=("Train", "Validation", "Test"), per_class: int = 4,
+                 class_names=("Real", "Fake"), size: int = 32) -> Path:
+    """Write root/Dataset/<split>/<class>/<i>.jpg and return the Dataset folder."""
+    ds = root / "Dataset"
+    seed = 0
+    for split in splits:
+        for cls in class_names:
+            for i in range(per_class):
+                seed += 1
+                write_image(ds / split / cls / f"{cls.lower()}_{i}.jpg", seed, size=size)
+    return ds
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path: Path) -> Path:
+    return make_dataset(tmp_path)

@@ -1,0 +1,99 @@
+"""Robust image reading: every mode to RGB, every bad file to one clear error."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from dflib.data import ImageReadError, quick_check, read_image, read_image_tensor
+from tests.conftest import write_image
+
+
+@pytest.mark.parametrize("mode,fmt,ext", [
+    ("RGB", "JPEG", "jpg"), ("L", "JPEG", "jpg"), ("CMYK", "JPEG", "jpg"),
+    ("LA", "PNG", "png"), ("P", "PNG", "png"), ("RGBA", "PNG", "png"), ("I;16", "PNG", "png"),
+    ("RGB", "WEBP", "webp"), ("RGBA", "WEBP", "webp"), ("RGB", "BMP", "bmp"), ("P", "GIF", "gif"),
+])
+def test_every_mode_becomes_rgb(tmp_path, mode, fmt, ext):
+    if mode == "I;16":
+        arr = (np.arange(32 * 32, dtype=np.uint16).reshape(32, 32) * 60)
+        path = tmp_path / "img16.png"
+        Image.fromarray(arr).save(path)
+    else:
+        path = write_image(tmp_path / f"img.{ext}", 1, mode=mode, fmt=fmt)
+    img = read_image(path)
+    assert img.mode == "RGB" and img.size == (32, 32)
+    t = read_image_tensor(path)
+    assert t.dtype == torch.uint8 and t.shape == (3, 32, 32)
+    if mode == "I;16":  # 16-bit values are rescaled, not clipped to white
+        assert 0 < t.float().mean() < 250 and t.max() > 200
+
+
+def test_transparency_composited_on_white(tmp_path):
+    path = tmp_path / "clear.png"
+    Image.new("RGBA", (8, 8), (10, 20, 30, 0)).save(path)
+    assert np.asarray(read_image(path)).min() == 255
+
+
+def test_tensor_path_matches_pil_for_jpeg(tmp_path):
+    path = write_image(tmp_path / "a.jpg", 3, size=64)
+    a = read_image_tensor(path).numpy().transpose(1, 2, 0).astype(int)
+    b = np.asarray(read_image(path)).astype(int)
+    assert np.abs(a - b).max() <= 2  # same libjpeg family; IDCT rounding may differ by a level
+
+
+def test_png_renamed_to_jpg_is_read(tmp_path):
+    path = write_image(tmp_path / "actually_png.jpg", 2, fmt="PNG")
+    assert quick_check(path) is None
+    assert read_image_tensor(path).shape == (3, 32, 32)
+
+
+def _truncated(tmp_path):
+    good = write_image(tmp_path / "good.jpg", 4, size=64).read_bytes()
+    path = tmp_path / "truncated.jpg"
+    path.write_bytes(good[: len(good) // 2])
+    return path
+
+
+def test_bad_files_have_clear_errors(tmp_path):
+    zero = tmp_path / "zero.jpg"
+    zero.write_bytes(b"")
+    text = tmp_path / "notes.jpg"
+    text.write_text("this is not an image")
+    trunc = _truncated(tmp_path)
+    assert quick_check(zero) == "zero-byte file"
+    assert quick_check(text) == "not an image (unknown file signature)"
+    assert quick_check(trunc) == "truncated JPEG (no end-of-image marker)"
+    with pytest.raises(ImageReadError, match="zero.jpg: zero-byte file"):
+        read_image(zero)
+    with pytest.raises(ImageReadError, match="notes.jpg: not a readable image"):
+        read_image_tensor(text)
+    with pytest.raises(ImageReadError, match="truncated.jpg: corrupt or truncated image"):
+        read_image(trunc)
+    with pytest.raises(ImageReadError, match="file not found"):
+        read_image(tmp_path / "missing.jpg")
+    with pytest.raises(ImageReadError, match="is a folder"):
+        read_image(tmp_path)
+
+
+def test_corrupt_body_detected_when_decoding(tmp_path):
+    data = bytearray(write_image(tmp_path / "c.jpg", 5, size=64).read_bytes())
+    data[200:-2] = b"\x00" * (len(data) - 202)  # keep the SOI/EOI markers, destroy the rest
+    path = tmp_path / "corrupt.jpg"
+    path.write_bytes(bytes(data))
+    assert quick_check(path) is None  # the cheap check cannot see it ...
+    with pytest.raises(ImageReadError, match="corrupt.jpg"):  # ... decoding does
+        read_image(path)
+
+
+def test_decompression_bomb_refused(tmp_path):
+    path = tmp_path / "bomb.png"
+    Image.new("1", (8000, 6000)).save(path)  # 48 MP, a few KB on disk
+    assert path.stat().st_size < 100_000
+    with pytest.raises(ImageReadError, match=r"refused, 8000x6000 = 48,000,000 pixels exceeds"):
+        read_image_tensor(path)
+    small = write_image(tmp_path / "s.jpg", 6, size=64)
+    with pytest.raises(ImageReadError, match="exceeds the limit of 1,000"):
+        read_image(small, max_pixels=1000)
