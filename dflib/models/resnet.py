@@ -1,0 +1,195 @@
+"""ResNet, written from torch.nn building blocks.
+
+He et al. 2016, "Deep Residual Learning for Image Recognition", CVPR (arXiv:1512.03385).
+
+The idea: a block learns a *residual* F(x) and outputs ReLU(F(x) + x). When a block has
+nothing useful to add, F can stay near zero and the signal (and its gradient) passes through
+the shortcut unchanged, which is what lets 18, 34 or 50 layers train from scratch.
+
+Two block types:
+* ``BasicBlock`` (ResNet-18/34): two 3x3 convolutions;
+* ``Bottleneck`` (ResNet-50): 1x1 reduce -> 3x3 -> 1x1 expand (x4), cheaper at high width.
+  The stride sits on the 3x3 ("ResNet v1.5", as in torchvision).
+
+``width`` is the channel count of the first stage (64 in the paper); the stages use
+width, 2*width, 4*width, 8*width. ``width=32`` or ``16`` gives small CPU-friendly variants
+(about 1/4 or 1/16 of the parameters and MACs).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Literal
+
+import torch
+from torch import nn
+
+from .base import Detector, global_pool
+
+
+def conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
+    """3x3 convolution, 'same' padding, no bias (the BatchNorm after it has one)."""
+    return nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+
+
+def conv1x1(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
+    """1x1 convolution, no bias."""
+    return nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
+
+
+def projection(in_channels: int, out_channels: int, stride: int) -> nn.Module | None:
+    """Shortcut for blocks that change shape: strided 1x1 conv + BN ("option B" in the paper)."""
+    if stride == 1 and in_channels == out_channels:
+        return None
+    return nn.Sequential(conv1x1(in_channels, out_channels, stride), nn.BatchNorm2d(out_channels))
+
+
+class BasicBlock(nn.Module):
+    """conv3x3 -> BN -> ReLU -> conv3x3 -> BN, plus shortcut, then ReLU."""
+
+    expansion = 1
+
+    def __init__(self, in_channels: int, channels: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = conv3x3(in_channels, channels, stride)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.conv2 = conv3x3(channels, channels)
+        self.bn2 = nn.BatchNorm2d(channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.shortcut = projection(in_channels, channels, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.shortcut is None else self.shortcut(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        out += identity  # in place: BN does not need its output for the backward pass
+        return self.relu(out)
+
+
+class Bottleneck(nn.Module):
+    """1x1 reduce -> 3x3 (strided) -> 1x1 expand to ``4 * channels``, plus shortcut, then ReLU."""
+
+    expansion = 4
+
+    def __init__(self, in_channels: int, channels: int, stride: int = 1) -> None:
+        super().__init__()
+        out_channels = channels * self.expansion
+        self.conv1 = conv1x1(in_channels, channels)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.conv2 = conv3x3(channels, channels, stride)
+        self.bn2 = nn.BatchNorm2d(channels)
+        self.conv3 = conv1x1(channels, out_channels)
+        self.bn3 = nn.BatchNorm2d(out_channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.shortcut = projection(in_channels, out_channels, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.shortcut is None else self.shortcut(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        out += identity
+        return self.relu(out)
+
+
+BLOCKS: dict[str, type[BasicBlock] | type[Bottleneck]] = {"basic": BasicBlock, "bottleneck": Bottleneck}
+
+
+class ResNet(Detector):
+    """ResNet classifier / detector.
+
+    Args:
+        num_classes: 1 for a real/fake detector (output ``(N,)``), else the number of classes.
+        block: ``"basic"`` (ResNet-18/34) or ``"bottleneck"`` (ResNet-50 and deeper).
+        layers: blocks per stage, e.g. (2, 2, 2, 2) for ResNet-18.
+        width: channels of the first stage (64 in the paper).
+        drop_rate: dropout before the classifier.
+        zero_init_residual: start every block's last BN at zero, so each block begins as the
+            identity (Goyal et al. 2017); often helps training from scratch. Off by default to
+            match the reference initialisation.
+        in_chans: input channels.
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 1,
+        block: Literal["basic", "bottleneck"] = "basic",
+        layers: tuple[int, ...] = (2, 2, 2, 2),
+        width: int = 64,
+        drop_rate: float = 0.0,
+        zero_init_residual: bool = False,
+        in_chans: int = 3,
+    ) -> None:
+        super().__init__(num_classes)
+        if block not in BLOCKS:
+            raise ValueError(f"block must be one of {sorted(BLOCKS)}, got {block!r}")
+        layers = tuple(layers)
+        if len(layers) != 4 or any(not isinstance(n, int) or n < 1 for n in layers):
+            raise ValueError(f"layers must be 4 positive integers (blocks per stage), got {layers!r}")
+        if not isinstance(width, int) or width < 1:
+            raise ValueError(f"width must be a positive integer (64 in the paper), got {width!r}")
+        block_cls = BLOCKS[block]
+
+        # Stem: 7x7/2 conv + 3x3/2 max pool -> 1/4 resolution (224 px -> 56 x 56).
+        self.stem = nn.Sequential(
+            OrderedDict(
+                conv=nn.Conv2d(in_chans, width, 7, stride=2, padding=3, bias=False),
+                bn=nn.BatchNorm2d(width),
+                relu=nn.ReLU(inplace=True),
+                pool=nn.MaxPool2d(3, stride=2, padding=1),
+            )
+        )
+        # Four stages; stages 2-4 halve the resolution in their first block and double the width.
+        in_channels = width
+        stages = []
+        for i, n_blocks in enumerate(layers):
+            channels = width * 2**i
+            blocks = []
+            for j in range(n_blocks):
+                stride = 2 if (j == 0 and i > 0) else 1
+                blocks.append(block_cls(in_channels, channels, stride))
+                in_channels = channels * block_cls.expansion
+            stages.append(nn.Sequential(*blocks))
+        self.stage1, self.stage2, self.stage3, self.stage4 = stages
+        self.pool = global_pool(drop_rate)
+        self.head = nn.Linear(in_channels, num_classes)
+        self._init_weights(zero_init_residual)
+
+    def _init_weights(self, zero_init_residual: bool) -> None:
+        """He (Kaiming) normal init for convolutions, BN = identity; as in He et al. 2015/2016."""
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        if zero_init_residual:
+            for m in self.modules():
+                if isinstance(m, BasicBlock):
+                    nn.init.zeros_(m.bn2.weight)
+                elif isinstance(m, Bottleneck):
+                    nn.init.zeros_(m.bn3.weight)
+
+    def named_stages(self) -> list[tuple[str, nn.Module]]:
+        return [
+            ("stem", self.stem),
+            ("stage1", self.stage1),
+            ("stage2", self.stage2),
+            ("stage3", self.stage3),
+            ("stage4", self.stage4),
+            ("pool", self.pool),
+            ("head", self.head),
+        ]
+
+    @property
+    def cam_layer(self) -> nn.Module:
+        return self.stage4
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        x = self.stage1(x)
+        x = self.stage2(x)
+        x = self.stage3(x)
+        x = self.stage4(x)
+        x = self.pool(x)
+        return self.format_logits(self.head(x))

@@ -1,0 +1,244 @@
+"""Vision Transformer (ViT), written from torch.nn building blocks.
+
+Dosovitskiy et al. 2021, "An Image is Worth 16x16 Words: Transformers for Image Recognition at
+Scale", ICLR (arXiv:2010.11929).
+
+The idea: cut the image into P x P patches, embed each patch linearly as a token, prepend a
+learned class token, add learned position embeddings, and run a standard (pre-norm) Transformer
+encoder. The class token's final state feeds the classifier. There is no convolution
+hierarchy and hardly any image prior, which is why ViTs need a lot of data (or augmentation) to
+beat CNNs, a lesson the course's small-data ``vit_face_p8_128`` makes visible.
+
+Attention uses ``torch.nn.functional.scaled_dot_product_attention`` (fused kernels, no L x L
+matrix kept in memory). Those kernels do not return the attention weights, so when maps are
+requested (``model(x, return_attention=True)``) each block takes an explicit, slower path that
+computes ``softmax(q k^T / sqrt(d))`` and passes it through ``attn.attn_probe`` (an
+``nn.Identity`` you can hook).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .base import Detector
+
+
+def resize_pos_embed(pos_embed: torch.Tensor, grid: tuple[int, int], num_prefix: int = 1) -> torch.Tensor:
+    """Bicubically resample position embeddings ``(1, prefix + g*g, D)`` to a new patch grid.
+
+    The class token's embedding is kept as is; the patch embeddings are treated as a D-channel
+    g x g image and resized, so a model trained at one resolution can run at another.
+    """
+    prefix, patches = pos_embed[:, :num_prefix], pos_embed[:, num_prefix:]
+    old = math.isqrt(patches.shape[1])
+    if old * old != patches.shape[1]:
+        raise ValueError(f"position embedding has {patches.shape[1]} patch tokens, not a square grid")
+    if (old, old) == tuple(grid):
+        return pos_embed
+    dim = patches.shape[-1]
+    patches = patches.reshape(1, old, old, dim).permute(0, 3, 1, 2)  # (1, D, g, g) "image"
+    patches = F.interpolate(patches.float(), size=tuple(grid), mode="bicubic", align_corners=False)
+    patches = patches.permute(0, 2, 3, 1).reshape(1, grid[0] * grid[1], dim).to(pos_embed.dtype)
+    return torch.cat([prefix, patches], dim=1)
+
+
+class PatchEmbedding(nn.Module):
+    """Image -> tokens: P x P patches through one strided conv, class token, position embeddings.
+
+    A conv with kernel = stride = P is exactly "flatten each patch and apply one Linear layer".
+    """
+
+    def __init__(self, img_size: int, patch_size: int, in_chans: int, dim: int, drop_rate: float = 0.0) -> None:
+        super().__init__()
+        if img_size < patch_size:
+            raise ValueError(f"img_size ({img_size}) must be at least patch_size ({patch_size})")
+        self.patch_size = patch_size
+        self.grid = img_size // patch_size
+        self.proj = nn.Conv2d(in_chans, dim, kernel_size=patch_size, stride=patch_size)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.pos_embed = nn.Parameter(torch.zeros(1, 1 + self.grid * self.grid, dim))
+        self.drop = nn.Dropout(drop_rate)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.proj(x)  # (N, D, H/P, W/P)
+        n, _, gh, gw = x.shape
+        x = x.flatten(2).transpose(1, 2)  # (N, gh*gw, D): one token per patch
+        x = torch.cat([self.cls_token.expand(n, -1, -1), x], dim=1)
+        # Another input size than the one built for -> resample the position embeddings on the fly.
+        pos = self.pos_embed if (gh, gw) == (self.grid, self.grid) else resize_pos_embed(self.pos_embed, (gh, gw))
+        return self.drop(x + pos)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[override]
+        """Loading weights trained at another resolution: resample their position embeddings."""
+        key = prefix + "pos_embed"
+        if key in state_dict and state_dict[key].shape != self.pos_embed.shape:
+            state_dict[key] = resize_pos_embed(state_dict[key], (self.grid, self.grid))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+class MultiHeadSelfAttention(nn.Module):
+    """Multi-head self-attention with one fused q/k/v projection.
+
+    ``qkv`` is a single Linear(D, 3D) (one matrix multiply instead of three); its output is split
+    into ``num_heads`` heads of size D / num_heads.
+    """
+
+    def __init__(self, dim: int, num_heads: int, attn_drop: float = 0.0, proj_drop: float = 0.0) -> None:
+        super().__init__()
+        if dim % num_heads != 0:
+            raise ValueError(f"embed_dim ({dim}) must be divisible by num_heads ({num_heads})")
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.scale = self.head_dim**-0.5
+        self.attn_drop = attn_drop
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+        self.attn_probe = nn.Identity()  # hook point: sees (N, heads, L, L) maps on the slow path
+        self.keep_attention = False  # set by ViT.forward(return_attention=True)
+        self.last_attention: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, length, dim = x.shape
+        qkv = self.qkv(x).reshape(n, length, 3, self.num_heads, self.head_dim)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (N, heads, L, head_dim)
+        dropout_p = self.attn_drop if self.training else 0.0
+        if self.keep_attention:
+            # Slow, explicit path: the same maths, but the L x L attention matrix is kept.
+            attn = (q * self.scale) @ k.transpose(-2, -1)
+            attn = self.attn_probe(attn.softmax(dim=-1))
+            self.last_attention = attn
+            out = F.dropout(attn, dropout_p, self.training) @ v
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
+        out = out.transpose(1, 2).reshape(n, length, dim)  # concatenate the heads
+        return self.proj_drop(self.proj(out))
+
+
+class MLP(nn.Module):
+    """Position-wise feed-forward network: Linear -> GELU -> Linear (hidden = mlp_ratio * D)."""
+
+    def __init__(self, dim: int, hidden: int, drop: float = 0.0) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, dim)
+        self.drop = nn.Dropout(drop)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
+
+
+class EncoderBlock(nn.Module):
+    """Pre-norm Transformer block: x + Attention(LN(x)), then x + MLP(LN(x))."""
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, drop: float = 0.0, attn_drop: float = 0.0) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.attn = MultiHeadSelfAttention(dim, num_heads, attn_drop, drop)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.mlp = MLP(dim, int(dim * mlp_ratio), drop)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class ClassTokenPool(nn.Module):
+    """Keep the class token, the image's summary: ``(N, L, D) -> (N, D)``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, 0]
+
+
+class ViT(Detector):
+    """Vision Transformer classifier / detector.
+
+    Args:
+        num_classes: 1 for a real/fake detector (output ``(N,)``), else the number of classes.
+        img_size: input size the position embeddings are built for (other sizes are resampled).
+        patch_size: side of the square patches (16 in ViT-B/16).
+        embed_dim, depth, num_heads, mlp_ratio: width, number of blocks, heads, MLP expansion.
+        drop_rate: dropout after the embeddings, in attention/MLP outputs and before the head.
+        attn_drop_rate: dropout on the attention weights.
+        in_chans: input channels.
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 1,
+        img_size: int = 224,
+        patch_size: int = 16,
+        embed_dim: int = 192,
+        depth: int = 12,
+        num_heads: int = 3,
+        mlp_ratio: float = 4.0,
+        drop_rate: float = 0.0,
+        attn_drop_rate: float = 0.0,
+        in_chans: int = 3,
+    ) -> None:
+        super().__init__(num_classes)
+        for name, value in {"img_size": img_size, "patch_size": patch_size, "embed_dim": embed_dim,
+                            "depth": depth, "num_heads": num_heads}.items():
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        self.patch_size = patch_size
+        self.num_prefix_tokens = 1  # the class token
+        self.embed = PatchEmbedding(img_size, patch_size, in_chans, embed_dim, drop_rate)
+        self.blocks = nn.Sequential(
+            *[EncoderBlock(embed_dim, num_heads, mlp_ratio, drop_rate, attn_drop_rate) for _ in range(depth)]
+        )
+        self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
+        self.pool = nn.Sequential(ClassTokenPool(), nn.Dropout(drop_rate))
+        self.head = nn.Linear(embed_dim, num_classes)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        """Truncated-normal(0.02) Linear weights and position embeddings, zero biases (as in ViT/timm);
+        LeCun-normal patch projection so tokens start with unit-scale entries."""
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                nn.init.zeros_(m.bias)
+        proj = self.embed.proj
+        fan_in = proj.in_channels * proj.kernel_size[0] * proj.kernel_size[1]
+        nn.init.trunc_normal_(proj.weight, std=math.sqrt(1.0 / fan_in))
+        nn.init.zeros_(proj.bias)
+        nn.init.trunc_normal_(self.embed.pos_embed, std=0.02)
+
+    def named_stages(self) -> list[tuple[str, nn.Module]]:
+        blocks = [(f"block{i + 1}", b) for i, b in enumerate(self.blocks)]
+        return [("embed", self.embed), *blocks, ("norm", self.norm), ("pool", self.pool), ("head", self.head)]
+
+    @property
+    def cam_layer(self) -> nn.Module:
+        """Last encoder block; its output is tokens ``(N, 1 + gh*gw, D)``, not a feature map:
+        drop the class token and reshape to ``(N, D, gh, gw)`` before Grad-CAM."""
+        return self.blocks[-1]
+
+    def attention_modules(self) -> list[MultiHeadSelfAttention]:
+        """One attention module per block, in order (register hooks on ``.attn_probe``)."""
+        return [block.attn for block in self.blocks]
+
+    def forward(
+        self, x: torch.Tensor, return_attention: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
+        """Logits; with ``return_attention=True`` also one ``(N, heads, L, L)`` map per block
+        (softmax weights, class token first; not detached, so gradients can flow through them)."""
+        attns = self.attention_modules()
+        for attn in attns:
+            attn.keep_attention = return_attention
+        try:
+            x = self.embed(x)
+            x = self.blocks(x)
+            x = self.pool(self.norm(x))
+            logits = self.format_logits(self.head(x))
+            maps = [a.last_attention for a in attns] if return_attention else []
+        finally:
+            for attn in attns:
+                attn.keep_attention, attn.last_attention = False, None
+        return (logits, maps) if return_attention else logits

@@ -1,0 +1,305 @@
+"""dflib.models: parameter counts, equivalence with torchvision/pytorchcv, MACs, shapes, registry.
+
+pytorchcv (SqueezeNeXt reference) is a test-only dependency: those tests skip without it.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from dflib.models import (
+    ResNet,
+    SqueezeNeXt,
+    ViT,
+    allowed_overrides,
+    build_reference,
+    count_macs,
+    count_parameters,
+    create_model,
+    create_model_from_config,
+    list_models,
+    load_reference_weights,
+    resize_pos_embed,
+    summary,
+)
+
+# Published parameter counts, 1000 classes, 224 px (torchvision, pytorchcv, ViT papers).
+PARAM_COUNTS = {
+    "sqnxt23_w1": 724_056,
+    "sqnxt23v5_w1": 921_816,
+    "sqnxt23_w2": 2_583_752,
+    "resnet18": 11_689_512,
+    "resnet34": 21_797_672,
+    "resnet50": 25_557_032,
+    "vit_tiny_patch16_224": 5_717_416,
+    "vit_small_patch16_224": 22_050_664,
+    "vit_base_patch16_224": 86_567_656,
+}
+BIG = {"vit_small_patch16_224", "vit_base_patch16_224", "resnet50"}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Run this module single-threaded. On a shared 2-core machine, 2 intra-op threads that get
+    preempted spin at every OpenMP barrier: forward+backward measured 5-20x slower than with one
+    thread. Results do not depend on it; the thread count is restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def needs_reference(name: str) -> None:
+    if name.startswith("sqnxt"):
+        pytest.importorskip("pytorchcv", reason="SqueezeNeXt reference needs pytorchcv (pip install pytorchcv)")
+
+
+@torch.no_grad()
+def make_nontrivial_(model: nn.Module, img_size: int, seed: int = 0) -> nn.Module:
+    """Give a randomly initialised reference weights that really test every layer.
+
+    BatchNorm: random affine parameters, running statistics calibrated on random data (so the
+    activations stay O(1); pytorchcv's init alone reaches 1e5) and then perturbed, so eval-mode
+    BN is far from the identity. LayerNorm: random affine. torchvision's ViT starts with a zero
+    class token and a zero head, which would make any two ViTs agree: randomise them too.
+    """
+    g = torch.Generator().manual_seed(seed)
+
+    def rand_like(t: torch.Tensor, low: float, high: float) -> torch.Tensor:
+        return torch.rand(t.shape, generator=g) * (high - low) + low
+
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    for m in model.modules():
+        if isinstance(m, (nn.BatchNorm2d, nn.LayerNorm)):
+            m.weight.copy_(rand_like(m.weight, 0.5, 1.5))
+            m.bias.copy_(rand_like(m.bias, -0.2, 0.2))
+    if bns:
+        for bn in bns:
+            bn.reset_running_stats()
+            bn.momentum = None  # cumulative average: running stats = this batch's stats
+        model.train()
+        model(torch.randn(4, 3, img_size, img_size, generator=g))
+        for bn in bns:
+            bn.momentum = 0.1
+            bn.running_var.mul_(rand_like(bn.running_var, 0.7, 1.4))
+            bn.running_mean.add_(rand_like(bn.running_mean, -0.2, 0.2) * bn.running_var.sqrt())
+    for name, p in model.named_parameters():
+        if name in {"class_token", "heads.head.weight"}:
+            p.copy_(torch.randn(p.shape, generator=g) * 0.2)
+    return model.eval()
+
+
+def test_list_models_has_every_preset() -> None:
+    names = list_models()
+    assert names == sorted(names)
+    for n in [*PARAM_COUNTS, "sqnxt23_w3d2", "sqnxt23v5_w3d2", "sqnxt23v5_w2", "vit_face_p8_128", "resnet18_w32"]:
+        assert n in names
+
+
+@pytest.mark.parametrize("name", list(PARAM_COUNTS))
+def test_parameter_count_matches_published(name: str) -> None:
+    assert count_parameters(create_model(name, num_classes=1000)) == PARAM_COUNTS[name]
+
+
+@pytest.mark.parametrize(
+    ("name", "img_size", "tol"),
+    [
+        ("sqnxt23_w1", 224, 1e-5),
+        ("sqnxt23v5_w1", 224, 1e-5),
+        ("sqnxt23_w3d2", 128, 1e-5),  # pytorchcv's fixed 7x7 pool swapped for adaptive pooling
+        ("resnet18", 224, 1e-5),
+        ("resnet34", 160, 1e-5),
+        ("resnet50", 224, 1e-5),
+        ("vit_tiny_patch16_224", 224, 1e-4),
+        ("vit_tiny_patch16_224", 128, 1e-4),
+        ("vit_small_patch16_224", 224, 1e-4),
+        ("vit_base_patch16_224", 224, 1e-4),
+        ("vit_face_p8_128", 128, 1e-4),
+    ],
+)
+def test_outputs_match_reference(name: str, img_size: int, tol: float) -> None:
+    needs_reference(name)
+    torch.manual_seed(0)
+    ref = make_nontrivial_(build_reference(name, num_classes=1, img_size=img_size), img_size)
+    ours = load_reference_weights(create_model(name, img_size=img_size), ref).eval()
+    x = torch.randn(2, 3, img_size, img_size)
+    with torch.no_grad():
+        expected, got = ref(x).squeeze(1), ours(x)
+    assert got.shape == (2,)
+    assert expected.abs().max() > 0.05  # the comparison is not between two zeros
+    assert (got - expected).abs().max().item() <= tol
+
+
+# (name, published MACs at 224 px, tolerance vs published). FlopCounterMode counts convolutions
+# and matrix multiplies only; sqnxt23_w1's ~287 M (pytorchcv's table) also counts bias/BN/ReLU
+# element-wise work (~13 M here), so it gets 5 %; the others are published as conv/matmul MACs.
+PUBLISHED_MACS = [
+    ("resnet18", 1.82e9, 0.02),
+    ("sqnxt23_w1", 287e6, 0.05),
+    ("vit_base_patch16_224", 17.56e9, 0.02),
+]
+
+
+@pytest.mark.parametrize(("name", "published", "rel"), PUBLISHED_MACS)
+def test_macs_match_reference_and_published(name: str, published: float, rel: float) -> None:
+    needs_reference(name)
+    ours = count_macs(create_model(name, num_classes=1000), 224)
+    theirs = count_macs(build_reference(name, num_classes=1000), 224)
+    assert ours == pytest.approx(theirs, rel=0.02)
+    assert ours == pytest.approx(published, rel=rel)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_forward_backward_every_preset(name: str) -> None:
+    """Any input size works and gives one logit per image; every parameter gets a gradient."""
+    torch.manual_seed(0)
+    model = create_model(name).train()
+    batch = 1 if name in BIG else 2
+    for size in (64, 128, 256):
+        model.zero_grad(set_to_none=True)
+        out = model(torch.randn(batch, 3, size, size))
+        assert out.shape == (batch,)
+        out.sum().backward()
+        missing = [n for n, p in model.named_parameters() if p.grad is None]
+        assert not missing, f"no gradient at {size}px for {missing[:3]}"
+        assert all(torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def test_multiclass_output_shape() -> None:
+    assert create_model("resnet18_w16", num_classes=2)(torch.randn(3, 3, 64, 64)).shape == (3, 2)
+
+
+@pytest.mark.parametrize("name", ["sqnxt23_w1", "resnet18_w16", "vit_face_p8_128"])
+def test_named_stages_and_summary(name: str) -> None:
+    model = create_model(name).eval()
+    x = torch.randn(2, 3, 96, 96)
+    y = x
+    with torch.no_grad():
+        for _, stage in model.named_stages():
+            y = stage(y)
+        assert torch.allclose(y.squeeze(-1), model(x), atol=1e-6)  # stages reproduce forward
+    table = summary(model, 96)
+    assert list(table.columns) == ["name", "output_shape", "params", "macs"]
+    body, total = table.iloc[:-1], table.iloc[-1]
+    assert list(body["name"]) == [n for n, _ in model.named_stages()]
+    assert body["params"].sum() == total["params"] == count_parameters(model)
+    assert body["macs"].sum() == total["macs"] == count_macs(model, 96)
+    assert total["output_shape"] == (1,)
+
+
+@pytest.mark.parametrize("name", ["sqnxt23_w1", "resnet18_w16"])
+def test_cam_layer_is_last_feature_map(name: str) -> None:
+    model = create_model(name).eval()
+    seen = []
+    handle = model.cam_layer.register_forward_hook(lambda m, i, o: seen.append(o.shape))
+    model(torch.randn(1, 3, 128, 128))
+    handle.remove()
+    assert len(seen) == 1 and len(seen[0]) == 4 and seen[0][-1] == 4  # (N, C, 4, 4) at 128 px
+
+
+def test_registry_errors_name_the_valid_choices() -> None:
+    with pytest.raises(ValueError, match="resnet18"):
+        create_model("resnet19")
+    with pytest.raises(ValueError, match="width"):
+        create_model("resnet18", widht=32)
+    with pytest.raises(ValueError, match="width"):
+        create_model("resnet18", width=-1)
+    with pytest.raises(ValueError, match="num_classes"):
+        create_model("resnet18", num_classes=0)
+    with pytest.raises(ValueError, match="img_size"):
+        create_model("vit_face_p8_128", img_size="big")
+    with pytest.raises(ValueError, match="divisible"):
+        create_model("vit_tiny_patch16_224", num_heads=5)
+    assert "depth" in allowed_overrides("vit_face_p8_128")
+
+
+def test_overrides_and_config_round_trip() -> None:
+    model = create_model("resnet18", width=32, img_size=128)
+    assert isinstance(model, ResNet)
+    assert count_parameters(model) == count_parameters(create_model("resnet18_w32"))
+    config = json.loads(json.dumps(model.config))  # survives a JSON model card
+    assert config == {"name": "resnet18", "num_classes": 1, "img_size": 128, "overrides": {"width": 32}}
+    rebuilt = create_model_from_config(config)
+    assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {k: v.shape for k, v in model.state_dict().items()}
+    vit = create_model("vit_face_p8_128", depth=4, img_size=96)
+    assert isinstance(vit, ViT) and len(vit.blocks) == 4 and vit.embed.pos_embed.shape == (1, 1 + 12 * 12, 192)
+    assert isinstance(create_model("sqnxt23v5_w1", blocks=(1, 1, 1, 1)), SqueezeNeXt)
+
+
+def test_position_embedding_interpolation() -> None:
+    torch.manual_seed(0)
+    pos = torch.randn(1, 1 + 14 * 14, 8)
+    assert resize_pos_embed(pos, (14, 14)) is pos
+    small = resize_pos_embed(pos, (8, 8))
+    assert small.shape == (1, 65, 8) and torch.equal(small[:, 0], pos[:, 0])  # class token untouched
+    # Resampling is spatial: a left-to-right ramp stays a left-to-right ramp (same in every row,
+    # increasing along it, within the original range up to bicubic overshoot at the borders).
+    ramp = torch.linspace(0, 1, 14).repeat(14, 1).reshape(1, 196, 1)
+    resized = resize_pos_embed(torch.cat([torch.zeros(1, 1, 1), ramp], 1), (28, 28))[0, 1:, 0].reshape(28, 28)
+    assert torch.allclose(resized, resized[:1].expand(28, -1), atol=1e-6)
+    assert (resized[0, 1:] > resized[0, :-1]).all() and resized.min() > -0.02 and resized.max() < 1.02
+
+    # Loading 224-px weights into a 128-px model resamples them, and the result equals the
+    # 224-px model run on 128-px input (which resamples on the fly).
+    big = create_model("vit_tiny_patch16_224", depth=2).eval()
+    small_model = create_model("vit_tiny_patch16_224", depth=2, img_size=128)
+    small_model.load_state_dict(big.state_dict())
+    assert torch.equal(small_model.embed.pos_embed, resize_pos_embed(big.embed.pos_embed, (8, 8)))
+    x = torch.randn(2, 3, 128, 128)
+    with torch.no_grad():
+        assert torch.allclose(small_model.eval()(x), big(x), atol=1e-6)
+
+    # Converting reference weights built for another size resamples the same way.
+    ref = build_reference("vit_face_p8_128", num_classes=1, img_size=128)
+    ours = load_reference_weights(create_model("vit_face_p8_128", img_size=64), ref)
+    assert torch.equal(ours.embed.pos_embed, resize_pos_embed(ref.encoder.pos_embedding, (8, 8)))
+
+
+def test_attention_maps_path_equals_sdpa_path() -> None:
+    torch.manual_seed(0)
+    model = create_model("vit_face_p8_128", depth=3).eval()
+    with torch.no_grad():
+        model.head.weight.normal_()
+    x = torch.randn(2, 3, 64, 64)
+    probed = []
+    handle = model.blocks[0].attn.attn_probe.register_forward_hook(lambda m, i, o: probed.append(o))
+    with torch.no_grad():
+        fast = model(x)
+        assert not probed  # the SDPA path computes no maps
+        slow, maps = model(x, return_attention=True)
+    handle.remove()
+    assert torch.allclose(fast, slow, atol=1e-5)
+    assert len(maps) == 3 and maps[0].shape == (2, 3, 65, 65)  # (N, heads, 1 + 8*8, 1 + 8*8)
+    assert torch.allclose(maps[0].sum(-1), torch.ones(2, 3, 65), atol=1e-5)
+    assert len(probed) == 1 and torch.equal(probed[0], maps[0])
+    assert all(not a.keep_attention and a.last_attention is None for a in model.attention_modules())
+
+
+def test_load_reference_weights_reports_first_mismatch() -> None:
+    r18, r34 = build_reference("resnet18", num_classes=1), build_reference("resnet34", num_classes=1)
+    with pytest.raises(ValueError, match=r"stage1\.2\.conv1\.weight.*layer1\.2\.conv1\.weight"):
+        load_reference_weights(create_model("resnet34"), r18)
+    with pytest.raises(ValueError, match=r"layer1\.2\.conv1\.weight"):
+        load_reference_weights(create_model("resnet18"), r34)
+    with pytest.raises(ValueError, match=r"head\.weight.*\[1, 512\].*fc\.weight.*\[1000, 512\]"):
+        load_reference_weights(create_model("resnet18"), build_reference("resnet18"))
+    with pytest.raises(TypeError, match="VisionTransformer"):
+        load_reference_weights(create_model("vit_face_p8_128"), r18)
+    vit_ref = build_reference("vit_face_p8_128", num_classes=1, img_size=128)
+    with pytest.raises(ValueError, match="heads"):
+        load_reference_weights(create_model("vit_face_p8_128", num_heads=6), vit_ref)
+    with pytest.raises(ValueError, match="no reference"):
+        build_reference("resnet18_w32")
+    with pytest.raises(ValueError, match="unknown model"):
+        build_reference("resnet19")
+
+
+def test_trainable_parameter_count() -> None:
+    model = create_model("resnet18_w16")
+    total = count_parameters(model)
+    model.stem.requires_grad_(False)
+    assert count_parameters(model, trainable_only=True) == total - count_parameters(model.stem)
