@@ -1,0 +1,265 @@
+"""Write the synthetic dataset to disk in the Kaggle layout, plus a manifest.
+
+Layout (identical to `manjilkarki/deepfake-and-real-images`)::
+
+    Dataset/{Train,Validation,Test}/{Real,Fake}/real_00012.jpg | fake_00012.jpg
+    Dataset/manifest.csv   # one row per image: path, split, label, method, params, ...
+
+Every image has its own random generator, derived with `numpy.random.SeedSequence` from
+(seed, split, class, index): images can be made in any order and in parallel, and the same
+config always gives byte-identical files. Reals and fakes share one "camera" (sensor noise +
+JPEG with the same quality distribution), so no global statistic gives the label away.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import secrets
+import shutil
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, fields, replace
+import sys
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from ._raster import to_chw_float, to_hwc_uint8
+from .faces import render_face
+from .manipulations import METHODS, manipulate
+
+GENERATOR_VERSION = 1  # bump whenever the images change, so cached samples are rebuilt
+SPLITS = ("Train", "Validation", "Test")
+CLASSES = ("Real", "Fake")  # folder names; index = label (real = 0, fake = 1)
+MANIFEST_COLUMNS = ["path", "split", "label", "method", "identity", "donor", "jpeg_quality",
+                    "noise_sigma", "params"]
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    """What to generate. Two equal configs always give byte-identical datasets.
+
+    per_class: Train images per class; Validation and Test get `eval_per_class` each
+        (default max(1, per_class // 4)).
+    size: image side in pixels (the Kaggle crops are 256).
+    seed: master seed.
+    holdout_method: a manipulation left out of Train fakes (Validation/Test keep all four),
+        to measure how a detector generalises to an unseen forgery method.
+    jpeg_quality: inclusive range of JPEG qualities, drawn per image for both classes.
+    noise_sigma: range of the sensor read-noise std (8-bit levels), drawn per image.
+    """
+
+    per_class: int = 400
+    size: int = 256
+    seed: int = 0
+    holdout_method: str | None = None
+    eval_per_class: int | None = None
+    jpeg_quality: tuple[int, int] = (65, 95)
+    noise_sigma: tuple[float, float] = (1.0, 4.0)
+
+    def __post_init__(self) -> None:
+        def bad(name: str, value, fix: str) -> ValueError:
+            return ValueError(f"SampleConfig: {name}={value!r} is invalid; {fix}")
+
+        if not isinstance(self.per_class, (int, np.integer)) or self.per_class < 1:
+            raise bad("per_class", self.per_class, "use an integer >= 1 (images per class in Train)")
+        if not isinstance(self.size, (int, np.integer)) or self.size < 32:
+            raise bad("size", self.size, "use an integer >= 32 (image side in pixels, e.g. 256)")
+        if not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
+            raise bad("seed", self.seed, "use an integer >= 0")
+        if self.holdout_method is not None and self.holdout_method not in METHODS:
+            raise bad("holdout_method", self.holdout_method, f"use None or one of {METHODS}")
+        if self.eval_per_class is not None and (not isinstance(self.eval_per_class, (int, np.integer))
+                                                or self.eval_per_class < 1):
+            raise bad("eval_per_class", self.eval_per_class, "use None or an integer >= 1")
+        q = tuple(self.jpeg_quality)
+        if len(q) != 2 or not 1 <= q[0] <= q[1] <= 100:
+            raise bad("jpeg_quality", self.jpeg_quality, "use (low, high) with 1 <= low <= high <= 100")
+        n = tuple(self.noise_sigma)
+        if len(n) != 2 or not 0 <= n[0] <= n[1]:
+            raise bad("noise_sigma", self.noise_sigma, "use (low, high) with 0 <= low <= high")
+        object.__setattr__(self, "jpeg_quality", (int(q[0]), int(q[1])))
+        object.__setattr__(self, "noise_sigma", (float(n[0]), float(n[1])))
+
+    def counts(self) -> dict[str, int]:
+        """Images per class in each split, e.g. {'Train': 400, 'Validation': 100, 'Test': 100}."""
+        n_eval = self.eval_per_class or max(1, self.per_class // 4)
+        return {"Train": int(self.per_class), "Validation": int(n_eval), "Test": int(n_eval)}
+
+    def methods(self, split: str) -> tuple[str, ...]:
+        """Manipulations used for the fakes of `split` (the holdout is only removed from Train)."""
+        if split == "Train" and self.holdout_method:
+            return tuple(m for m in METHODS if m != self.holdout_method)
+        return METHODS
+
+    def to_dict(self) -> dict:
+        """JSON-friendly dict of the config plus the generator version."""
+        d = asdict(self)
+        d.update(jpeg_quality=list(self.jpeg_quality), noise_sigma=list(self.noise_sigma),
+                 generator_version=GENERATOR_VERSION)
+        return d
+
+    def short_hash(self) -> str:
+        """10 hex digits identifying the config (and generator version): the cache folder name."""
+        import hashlib
+        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:10]
+
+
+def resolve_config(config: SampleConfig | None, overrides: dict) -> SampleConfig:
+    """`config` (or the default) with keyword overrides applied; unknown keys raise ValueError."""
+    config = config or SampleConfig()
+    if not isinstance(config, SampleConfig):
+        raise ValueError(f"config must be a SampleConfig or None, got {type(config).__name__}")
+    names = {f.name for f in fields(SampleConfig)}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise ValueError(f"unknown SampleConfig option(s) {unknown}; valid ones are {sorted(names)}")
+    return replace(config, **overrides) if overrides else config
+
+
+def camera_settings(config: SampleConfig, split: str, index: int) -> dict:
+    """Camera settings (noise levels, JPEG quality) of image `index` of `split`.
+
+    They depend on the index but not on the class: real_00012 and fake_00012 are "shot" with
+    the same settings, so every split has exactly the same distribution of JPEG qualities and
+    noise levels in both classes - not just in expectation - and none of them hints at the label.
+    """
+    rng = np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=(SPLITS.index(split), 2, index)))
+    return {"jpeg_quality": int(rng.integers(config.jpeg_quality[0], config.jpeg_quality[1] + 1)),
+            "noise_sigma": round(float(rng.uniform(*config.noise_sigma)), 3),
+            "shot_noise": round(float(rng.uniform(0.0, 0.04)), 4)}
+
+
+def camera(image: np.ndarray, rng: np.random.Generator, settings: dict) -> bytes:
+    """The 'camera' shared by reals and fakes: sensor noise, then JPEG; returns the file bytes.
+
+    Noise = read noise (std `noise_sigma`) + shot noise whose variance grows with the signal,
+    mostly luminance at full resolution plus weaker chroma noise at half resolution."""
+    x = to_chw_float(image)
+    c, h, w = x.shape
+    std = np.sqrt(settings["noise_sigma"] ** 2 + settings["shot_noise"] * x.mean(0))
+    luma = rng.standard_normal((h, w), dtype=np.float32)
+    chroma = rng.standard_normal((c, (h + 1) // 2, (w + 1) // 2), dtype=np.float32)
+    chroma = chroma.repeat(2, 1).repeat(2, 2)[:, :h, :w]
+    x += std * (0.85 * luma + 0.5 * chroma)
+    buf = io.BytesIO()
+    Image.fromarray(to_hwc_uint8(x)).save(buf, format="JPEG", quality=settings["jpeg_quality"])
+    return buf.getvalue()
+
+
+def make_image(config: SampleConfig, split: str, label: int, index: int) -> tuple[bytes, dict]:
+    """Build one image (JPEG bytes) and its manifest row; depends only on its arguments."""
+    ss = np.random.SeedSequence(config.seed, spawn_key=(SPLITS.index(split), label, index))
+    face_ss, camera_ss = ss.spawn(2)
+    rng = np.random.default_rng(face_ss)
+    kind = CLASSES[label].lower()
+    identity = f"{split}/{kind}/{index:05d}"
+    image, geo = render_face(rng, config.size)
+    method, params, donor = "real", {}, ""
+    if label == 1:
+        methods = config.methods(split)
+        method = methods[index % len(methods)]
+        donor_face = None
+        if method == "face_swap":
+            donor_face = render_face(rng, config.size)
+            donor = identity + "/donor"
+        image, params = manipulate(method, image, geo, rng, donor=donor_face)
+    settings = camera_settings(config, split, index)
+    data = camera(image, np.random.default_rng(camera_ss), settings)
+    cam = {k: settings[k] for k in ("jpeg_quality", "noise_sigma")}
+    row = {"path": f"{split}/{CLASSES[label]}/{kind}_{index:05d}.jpg", "split": split, "label": label,
+           "method": method, "identity": identity, "donor": donor, **cam,
+           "params": json.dumps(params, sort_keys=True)}
+    return data, row
+
+
+def _write_one(job: tuple) -> dict:
+    root, config, split, label, index = job
+    data, row = make_image(config, split, label, index)
+    (Path(root) / row["path"]).write_bytes(data)
+    return row
+
+
+def _prepare_out_dir(out_dir) -> Path:
+    try:
+        out = Path(out_dir).expanduser()
+    except TypeError:
+        raise ValueError(f"out_dir must be a path, got {out_dir!r}") from None
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out_dir={str(out)!r} is a file; pass a folder (it will contain Dataset/)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"out_dir={str(out)!r} cannot be created ({err.strerror}); choose a writable folder") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise ValueError(f"out_dir={str(out)!r} is not writable; choose a writable folder")
+    return out
+
+
+def generate_sample(out_dir, config: SampleConfig | None = None, *, progress: bool = True, workers: int = 1,
+                    overwrite: bool = False, **overrides) -> Path:
+    """Generate the dataset into `<out_dir>/Dataset` and return that path.
+
+    Files are written to a temporary sibling folder that is renamed to `Dataset` at the end,
+    so an interrupted run never leaves a half-written `Dataset`. An existing non-empty
+    `Dataset` is only replaced with `overwrite=True`. `workers > 1` uses that many processes;
+    the result is the same byte for byte.
+    """
+    config = resolve_config(config, overrides)
+    if not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers={workers!r} is invalid; use an integer >= 1 (number of processes)")
+    out = _prepare_out_dir(out_dir)
+    final = out / "Dataset"
+    if final.exists() and any(final.iterdir()) and not overwrite:
+        raise ValueError(f"{final} already exists and is not empty; pass overwrite=True or another out_dir")
+    tmp = out / f".Dataset.partial-{os.getpid()}-{secrets.token_hex(4)}"
+    try:
+        for split in SPLITS:
+            for cls in CLASSES:
+                (tmp / split / cls).mkdir(parents=True)
+        jobs = [(str(tmp), config, split, label, i) for split, n in config.counts().items()
+                for label in (0, 1) for i in range(n)]
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+            bar = tqdm(total=len(jobs), desc="synthetic faces", unit="img")
+        rows = []
+        if workers == 1:
+            for job in jobs:
+                rows.append(_write_one(job))
+                bar and bar.update()
+        else:
+            # fork on Linux: works from plain scripts without an `if __name__ == "__main__"` guard
+            # (the workers only use numpy and PIL); spawn elsewhere.
+            ctx = get_context("fork" if sys.platform.startswith("linux") else "spawn")
+            with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+                for row in pool.map(_write_one, jobs, chunksize=8):
+                    rows.append(row)
+                    bar and bar.update()
+        if bar is not None:
+            bar.close()
+        pd.DataFrame(rows, columns=MANIFEST_COLUMNS).to_csv(tmp / "manifest.csv", index=False)
+        if final.exists():
+            stale = out / f".Dataset.stale-{os.getpid()}-{secrets.token_hex(4)}"
+            final.rename(stale)
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp.rename(final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def read_manifest(dataset_dir) -> pd.DataFrame:
+    """Load `<dataset_dir>/manifest.csv` (one row per image; `params` is a JSON string)."""
+    path = Path(dataset_dir).expanduser() / "manifest.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"no manifest.csv in {path.parent}: it is written by generate_sample / "
+                                "ensure_sample (the Kaggle dataset has none)")
+    df = pd.read_csv(path, dtype={"donor": str, "params": str}, keep_default_na=False)
+    return df

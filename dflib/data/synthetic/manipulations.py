@@ -1,0 +1,247 @@
+"""The four fake-making manipulations, each a small model of a real deepfake pipeline.
+
+Each one takes a rendered real face (uint8 image + FaceGeometry) and returns the fake plus a
+JSON-able dict of the random parameters it used, so every fake is explainable from the
+manifest. They all change *local* structure (blending seams, resampling blur, periodic
+upsampling patterns, warped features) while keeping colours and brightness unbiased on
+average: a detector has to look at local evidence, not at a global statistic.
+
+* ``face_swap``  - identity swap (FaceSwap / DeepFaceLab style): the inner face of another
+  identity is aligned on the landmarks, passed through a lower-resolution "generator",
+  colour-corrected imperfectly and pasted through a soft mask.
+* ``self_blend`` - Self-Blended Images (Shiohara & Yamasaki, CVPR 2022): the face is blended
+  with a slightly shifted, scaled, colour-jittered and blurred/sharpened copy of itself
+  through a randomly deformed soft mask; only the blending artifacts remain.
+* ``upsampling`` - a GAN-generated face region: the face is reduced to a low resolution and
+  upsampled again the way generators do it, by transposed convolution (uneven kernel overlap
+  gives the checkerboard of Odena et al., 2016) or nearest-neighbour repetition. Both leave
+  a pattern with the period of the upsampling factor and peaks in the spectrum (Durall et
+  al., 2020; Frank et al., 2020).
+* ``local_warp`` - expression / reenactment edits (Face2Face, NeuralTextures): smooth
+  displacement fields move the mouth or eyes and the edited area is re-rendered at a lower
+  resolution and blended back.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+from ._raster import grid, remap, resize, rgb, smoothstep_edge, to_chw_float, to_hwc_uint8
+from .faces import FaceGeometry
+
+METHODS: tuple[str, ...] = ("face_swap", "self_blend", "upsampling", "local_warp")
+
+
+def _r(x: float, nd: int = 3) -> float:
+    return round(float(x), nd)
+
+
+def blend_mask(geo: FaceGeometry, rng: np.random.Generator, *, scale=(0.8, 0.64), offset_v: float = 0.12,
+               feather: float = 8.0, wobble: float = 0.07) -> tuple[np.ndarray, dict]:
+    """Soft, randomly deformed elliptical mask over the inner face (brows to chin top).
+
+    The ellipse radius is modulated by a few random harmonics (like the elastic mask
+    deformation of SBI) and the edge fades over `feather` pixels with a smoothstep.
+    """
+    a, b = geo.axes
+    u, v = geo.face_frame()
+    du, dv = u / (scale[0] * a), (v - offset_v * b) / (scale[1] * b)
+    theta = np.arctan2(dv, du)
+    amps = rng.uniform(-wobble, wobble, 3)
+    phases = rng.uniform(0, 2 * math.pi, 3)
+    radius = 1 + sum(float(amp) * np.cos(k * theta + float(ph)) for k, amp, ph in zip((2, 3, 4), amps, phases))
+    sd = (np.sqrt(du * du + dv * dv) - radius) * (min(scale) * a)  # ~ signed distance in pixels
+    mask = smoothstep_edge(sd, feather)
+    return mask, {"feather_px": _r(feather, 2), "wobble": [_r(x) for x in amps]}
+
+
+def add_grain(out: np.ndarray, ref: np.ndarray, rng: np.random.Generator, gain: float,
+              where: np.ndarray | None = None) -> np.ndarray:
+    """Add fine luminance noise carrying `gain` times the detail energy `out` lost against `ref`.
+
+    Generators do not only blur: they paint their own fine texture. Adding it back keeps the
+    edited image's high-frequency energy (hence its JPEG file size) close to the original's,
+    while the texture itself changes - a local inconsistency, not a global cue. `where`
+    (H x W weights) restricts the energy measurement to the region that will be pasted.
+    """
+    err = ((ref - out) ** 2).mean(0)
+    lost = float(np.sqrt(err.mean() if where is None else (err * where).sum() / max(float(where.sum()), 1e-6)))
+    return out + (gain * lost) * rng.standard_normal(out.shape[1:], dtype=np.float32)
+
+
+def generator_resample(img: np.ndarray, factor: float, rng: np.random.Generator | None = None,
+                       grain: float = 0.0, where: np.ndarray | None = None) -> np.ndarray:
+    """Down-then-up resampling: what a generator working at size/factor px leaves behind.
+
+    With `grain` > 0 (and an `rng`), generator texture is added back (see `add_grain`).
+    """
+    size = img.shape[-1]
+    low = max(4, int(round(size / factor)))
+    out = resize(resize(img, low, Image.BILINEAR), size, Image.BICUBIC)
+    return add_grain(out, img, rng, grain, where) if rng is not None and grain > 0 else out
+
+
+def _mix(base: np.ndarray, other: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    return base + mask * (other - base)
+
+
+def _similarity_to(src_pts: np.ndarray, dst_pts: np.ndarray) -> tuple[complex, complex]:
+    """Least-squares similarity (rotation, scale, shift) z -> alpha*z + beta taking dst points to src.
+
+    Used as a backward map: for every target pixel it says where to read in the donor."""
+    p = dst_pts[:, 0] + 1j * dst_pts[:, 1]
+    q = src_pts[:, 0] + 1j * src_pts[:, 1]
+    pc, qc = p - p.mean(), q - q.mean()
+    alpha = (np.conj(pc) * qc).sum() / (np.abs(pc) ** 2).sum()
+    return complex(alpha), complex(q.mean() - alpha * p.mean())
+
+
+def face_swap(image: np.ndarray, geo: FaceGeometry, rng: np.random.Generator,
+              donor: tuple[np.ndarray, FaceGeometry]) -> tuple[np.ndarray, dict]:
+    """Paste the aligned, re-generated inner face of `donor` onto `image` (an identity swap)."""
+    k = geo.size / 256
+    d_img, d_geo = donor
+    # 1. align the donor on the target's eyes and mouth (what landmark-based pipelines do)
+    alpha, beta = _similarity_to(d_geo.landmarks()[[0, 1, 3]], geo.landmarks()[[0, 1, 3]])
+    ys, xs = grid(geo.size)
+    aligned = remap(to_chw_float(d_img), alpha.imag * xs + alpha.real * ys + beta.imag,
+                    alpha.real * xs - alpha.imag * ys + beta.real)
+    # 2. the swap network works at a lower resolution (e.g. 64-100 px for the face)
+    factor = rng.uniform(2.5, 4.0)
+    mask, mparams = blend_mask(geo, rng, feather=rng.uniform(4, 12) * k)
+    aligned = generator_resample(aligned, factor, rng, grain=0.4, where=mask)
+    # 3. imperfect colour transfer: the donor's mean colour moves only part of the way
+    tgt = to_chw_float(image)
+    wsum = float(mask.sum())
+    m_t = (tgt * mask).sum((1, 2)) / wsum
+    m_d = (aligned * mask).sum((1, 2)) / wsum
+    correction = rng.uniform(0.4, 0.85)
+    offset = rng.uniform(-8, 8, 3)
+    aligned += rgb(correction * (m_t - m_d) + offset)
+    # 4. paste through the soft mask
+    out = _mix(tgt, aligned, mask)
+    return to_hwc_uint8(out), {"generator_factor": _r(factor), "color_correction": _r(correction),
+                               "color_offset": [_r(x, 2) for x in offset], "scale": _r(1 / abs(alpha)),
+                               **mparams}
+
+
+def self_blend(image: np.ndarray, geo: FaceGeometry, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    """Self-Blended Image: blend the face with a perturbed copy of itself (Shiohara & Yamasaki 2022)."""
+    k = geo.size / 256
+    tgt = to_chw_float(image)
+    # source-target augmentation: contrast, brightness and per-channel colour shifts ...
+    shift_rgb = float(rng.choice([-1, 1])) * rng.uniform(5, 15) + rng.uniform(-10, 10, 3)
+    src = tgt * rng.uniform(0.9, 1.1) + rgb(shift_rgb)
+    # ... and one frequency perturbation: downscale-upscale (blur) or, less often, sharpening
+    if rng.random() < 0.75:
+        kind, amount = "downscale", rng.uniform(2.0, 4.0)
+        src = generator_resample(src, amount)
+    else:
+        kind, amount = "sharpen", rng.uniform(0.5, 1.0)
+        src += amount * (src - generator_resample(src, rng.uniform(3.0, 5.0)))
+    # small scale change and shift: the landmarks of the two faces no longer match exactly
+    scale = 1 + float(rng.choice([-1, 1])) * rng.uniform(0.03, 0.07)
+    shift = rng.uniform(4, 8, 2) * rng.choice([-1, 1], 2) * k
+    ys, xs = grid(geo.size)
+    cx, cy = geo.center
+    src = remap(src, (ys - cy - float(shift[1])) / scale + cy, (xs - cx - float(shift[0])) / scale + cx)
+    mask, mparams = blend_mask(geo, rng, scale=(rng.uniform(0.72, 0.9), rng.uniform(0.58, 0.72)),
+                               feather=rng.uniform(3, 8) * k)
+    ratio = rng.uniform(0.45, 0.9)  # < 1: both copies show through, edges of eyes/mouth double
+    out = _mix(tgt, src, mask * ratio)
+    return to_hwc_uint8(out), {"color_shift": [_r(x, 2) for x in shift_rgb], "frequency": kind,
+                               "amount": _r(amount), "scale": _r(scale),
+                               "shift_px": [_r(x, 2) for x in shift], "blend_ratio": _r(ratio), **mparams}
+
+
+def _upsample(low: np.ndarray, factor: int, mode: str, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    """Upsample `low` (3 x h x w) by an integer factor the way a generator layer does."""
+    if mode == "nearest":  # nearest-neighbour repetition: blocks of factor x factor pixels
+        return low.repeat(factor, 1).repeat(factor, 2), {}
+    # Transposed convolution = zero insertion + convolution. Each output phase (position
+    # modulo the stride) is a sum over a different subset of kernel taps; unless every subset
+    # sums to the same value ("even overlap") the phases get different gains: the checkerboard
+    # of Odena et al. (2016). We take the bilinear kernel (even overlap) and perturb its taps
+    # so that phase r gets gain 1 + s*cos(2*pi*r/factor), a pure period-`factor` pattern.
+    i = np.arange(-(factor - 1), factor)
+    strength = rng.uniform(0.08, 0.16)
+    kernel = 1 - np.abs(i) / factor
+    kernel[factor - 1:] += strength * np.cos(2 * np.pi * np.arange(factor) / factor)
+    c, h, w = low.shape
+    up = np.zeros((c, h * factor, w * factor), np.float32)
+    up[:, ::factor, ::factor] = low
+    up = ndimage.convolve1d(up, kernel.astype(np.float32), axis=1, mode="nearest")
+    up = ndimage.convolve1d(up, kernel.astype(np.float32), axis=2, mode="nearest")
+    return up, {"checkerboard_strength": _r(strength)}
+
+
+def upsampling(image: np.ndarray, geo: FaceGeometry, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    """Replace the face region by a low-resolution copy upsampled like a GAN generator would.
+
+    The generator works at 1/4 of the image size, so its pattern has a period of 4 px at
+    256 px (2 px after the loaders' 256 -> 128 resize, still visible; a period of 2 would be
+    averaged away). The generator's pixel grid is offset randomly from the crop's grid.
+    """
+    size = geo.size
+    factor = max(2, int(round(4 * size / 256)))
+    mode = str(rng.choice(["transposed_conv", "nearest"]))
+    offset = [int(x) for x in rng.integers(0, factor, 2)]
+    tgt = to_chw_float(image)
+    mask, mparams = blend_mask(geo, rng, scale=(rng.uniform(1.0, 1.15), rng.uniform(0.95, 1.1)), offset_v=0.0,
+                               feather=rng.uniform(6, 14) * size / 256)
+    shifted = np.roll(tgt, (-offset[0], -offset[1]), axis=(1, 2))  # the mask never reaches the borders
+    low = resize(shifted, -(-size // factor), Image.BOX)
+    up, uparams = _upsample(low, factor, mode, rng)
+    up = np.roll(up[:, :size, :size], tuple(offset), axis=(1, 2))
+    out = _mix(tgt, up, mask)
+    return to_hwc_uint8(out), {"mode": mode, "factor": factor, "grid_offset": offset, **uparams, **mparams}
+
+
+def local_warp(image: np.ndarray, geo: FaceGeometry, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    """Move the mouth and/or eyes with smooth Gaussian displacement fields, re-render the area."""
+    k = geo.size / 256
+    ys, xs = grid(geo.size)
+    targets = [t for t in ("mouth", "eyes") if rng.random() < 0.6] or [str(rng.choice(["mouth", "eyes"]))]
+    dx, dy, region = np.zeros_like(xs), np.zeros_like(xs), np.zeros_like(xs)
+    fields = []
+    ew, _ = geo.eye_size
+    centres = {"mouth": [(geo.mouth, geo.mouth_width)], "eyes": [(geo.left_eye, ew * 1.4), (geo.right_eye, ew * 1.4)]}
+    for target in targets:
+        for (cx, cy), sigma in centres[target]:
+            g = np.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / (2 * sigma ** 2))
+            if rng.random() < 0.5:  # translate the feature (lower the jaw, raise the brows)
+                amp, ang = rng.uniform(5, 10) * k, rng.uniform(0, 2 * math.pi)
+                dx += amp * math.cos(ang) * g
+                dy += amp * math.sin(ang) * g
+                fields.append({"target": target, "kind": "shift", "amp_px": _r(amp, 2), "angle": _r(ang)})
+            else:  # grow or shrink it (open the mouth, widen the eyes)
+                f = float(rng.choice([-1, 1])) * rng.uniform(0.2, 0.35)
+                dx += f * (xs - cx) * g
+                dy += f * (ys - cy) * g
+                fields.append({"target": target, "kind": "scale", "factor": _r(f)})
+            region = np.maximum(region, g ** (1 / 2.56))  # same Gaussian, 1.6x wider
+    warped = remap(to_chw_float(image), ys - dy, xs - dx)  # backward map: read at x - d(x)
+    factor = rng.uniform(3.0, 4.0)  # the edited area is re-rendered at a lower resolution
+    mask = np.clip(region * 1.6 - 0.3, 0, 1)
+    out = _mix(warped, generator_resample(warped, factor, rng, grain=0.7, where=mask), mask)
+    return to_hwc_uint8(out), {"targets": targets, "fields": fields, "rerender_factor": _r(factor)}
+
+
+def manipulate(method: str, image: np.ndarray, geometry: FaceGeometry, rng: np.random.Generator,
+               donor: tuple[np.ndarray, FaceGeometry] | None = None) -> tuple[np.ndarray, dict]:
+    """Apply one manipulation family to a real face; returns (fake H x W x 3 uint8, JSON-able params).
+
+    `donor` (image, geometry) of another face is required for ``face_swap``, ignored otherwise.
+    """
+    if method == "face_swap":
+        if donor is None:
+            raise ValueError("manipulate('face_swap', ...) needs donor=(image, geometry) of another face")
+        return face_swap(image, geometry, rng, donor)
+    funcs = {"self_blend": self_blend, "upsampling": upsampling, "local_warp": local_warp}
+    if method not in funcs:
+        raise ValueError(f"method={method!r} is unknown; choose one of {METHODS}")
+    return funcs[method](image, geometry, rng)
