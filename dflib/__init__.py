@@ -2,6 +2,9 @@
 
 Label convention, everywhere in the suite: **fake = 1 (positive class), real = 0**.
 Every score dflib reports is P(fake).
+
+``dflib.load_detector(path)`` rebuilds a saved detector (see :mod:`dflib.checkpoint`); it is
+imported on first use, so ``import dflib`` stays light (no torch).
 """
 
 __version__ = "0.1.0"
@@ -10,4 +13,12 @@ FAKE = 1
 REAL = 0
 CLASS_NAMES = ("real", "fake")  # index = label
 
-__all__ = ["__version__", "FAKE", "REAL", "CLASS_NAMES"]
+__all__ = ["__version__", "FAKE", "REAL", "CLASS_NAMES", "load_detector"]
+
+
+def __getattr__(name: str):
+    if name == "load_detector":
+        from dflib.checkpoint import load_detector
+
+        return load_detector
+    raise AttributeError(f"module 'dflib' has no attribute {name!r}")

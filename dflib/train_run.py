@@ -1,0 +1,286 @@
+"""The setup and the bookkeeping around ``dflib.train``'s epoch loop, for one training run.
+
+:class:`TrainingRun` checks the output folder (before anything slow), builds the model, the data
+loaders and the optimisation objects, restores a resume state (refusing one made with other
+settings or other data), and at the end of each epoch writes, on rank 0 only and in this
+order: the best checkpoint (if the epoch improved), the last checkpoint, the history, and
+``resume.pt``. ``resume.pt`` is the commit point: a run killed before it is written repeats
+that epoch when resumed, and repeats it identically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import nn
+from torch.utils.data import Subset
+from tqdm.auto import tqdm
+
+from dflib import checkpoint as ckpt
+from dflib import runtime
+from dflib.sampling import make_train_loader
+from dflib.train import (RESUME_KEYS, EarlyStopping, RunPaths, TrainConfig, TrainResult, build_optimizer,
+                         make_card, warmup_cosine)
+
+RESUME_FORMAT = "dflib-resume/1"
+
+
+def _json(value: Any) -> Any:
+    return json.loads(json.dumps(value))
+
+
+class TrainingRun:
+    """Everything one call of ``fit`` needs between epochs (see the module docstring)."""
+
+    def __init__(self, cfg: TrainConfig, info: runtime.DistInfo, device: torch.device) -> None:
+        from dflib.models import create_model
+
+        self.cfg, self.info, self.device = cfg, info, device
+        self.started = time.perf_counter()
+        self.elapsed_before = 0.0
+        self.progress = cfg.progress and info.is_main
+        self.amp_dtype = runtime.amp_dtype(cfg.amp, device)  # checked first: a bad choice fails fast
+        self.paths = RunPaths(Path(cfg.out).expanduser(), cfg.name or cfg.model)
+        self._prepare_folders()
+        state = ckpt.load_resume_state(self.paths.resume) if self.resuming else None
+
+        runtime.seed_everything(cfg.seed)  # the initial weights depend on the seed only
+        self.model = create_model(cfg.model, img_size=cfg.img_size, **cfg.model_options).to(device)
+        if cfg.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.img_size: int = self.model.config["img_size"]
+        self._build_data()
+        if device.type == "cpu":
+            local = int(os.environ.get("LOCAL_WORLD_SIZE", info.world_size))
+            torch.set_num_threads(cfg.threads or runtime.cpu_threads(self.workers, local))
+
+        if device.type == "cuda" and not cfg.deterministic:
+            torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick the fastest kernels
+        self.criterion = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(self.pos_weight, device=device))
+        self.optimizer = build_optimizer(cfg, self.model)
+        steps = len(self.train_loader)
+        total = steps * cfg.epochs
+        warmup = min(round(cfg.warmup_epochs * steps), total // 5)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, partial(
+            warmup_cosine, warmup_steps=warmup, total_steps=total, min_ratio=cfg.min_lr_ratio))
+        # Loss scaling is only needed for float16 (bfloat16 has float32's range).
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
+        self.stopper = EarlyStopping(cfg.patience)
+        self.history: list[dict[str, Any]] = []
+        self.start_epoch = 0
+        self._announce(steps, warmup)
+        if state is not None:
+            self._restore(state)
+        elif cfg.resume:
+            self.log(f"nothing to resume in {self.paths.run_dir}; starting a new run")
+
+        self.train_model: nn.Module = self.model
+        if info.enabled:
+            self.train_model = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[device.index] if device.type == "cuda" else None)
+        if cfg.compile:
+            self.train_model = torch.compile(self.train_model)
+
+    # ------------------------------------------------------------------ setup
+    def _prepare_folders(self) -> None:
+        cfg, p = self.cfg, self.paths
+        ckpt.check_writable(p.out)
+        ckpt.check_writable(p.run_dir)
+        best = ckpt.detector_paths(p.best)[0]
+        self.resuming = cfg.resume and p.resume.is_file()
+        if not self.resuming and not cfg.overwrite and (p.resume.exists() or best.exists()):
+            found = p.resume if p.resume.exists() else best
+            if cfg.resume:
+                raise ckpt.CheckpointError(
+                    f"nothing to resume in {p.run_dir} (no resume.pt), but {found} exists; pass "
+                    f"--overwrite to start again, or choose another --name or --out")
+            raise ckpt.CheckpointError(
+                f"a run named {p.name!r} already exists ({found}); pass --resume to continue it, "
+                f"--overwrite to start again, or choose another --name or --out")
+        if self.info.is_main:
+            ckpt.clean_temp_files(p.out)
+            ckpt.clean_temp_files(p.run_dir)
+            if not self.resuming:  # a new run: nothing of an old one may be mistaken for ours
+                for f in (p.resume, *ckpt.detector_paths(p.last), p.history_csv, p.history_json, p.log):
+                    f.unlink(missing_ok=True)
+        runtime.barrier()
+
+    def _build_data(self) -> None:
+        from dflib.data import (AugmentConfig, DeepfakeDataset, LayoutError, default_num_workers, discover,
+                                eval_transform, make_loader, resolve_data_dir, train_transform)
+
+        cfg, info = self.cfg, self.info
+        if info.enabled and not info.is_main:
+            runtime.barrier()  # rank 0 generates the embedded sample first (if needed)
+        root = resolve_data_dir(cfg.data_dir)
+        if info.enabled and info.is_main:
+            runtime.barrier()
+        layout = discover(root)
+        missing = [s for s in ("Train", "Validation") if s not in layout]
+        if missing:
+            raise LayoutError(
+                f"{root} has no {' and no '.join(missing)} split, but training needs Train and Validation "
+                f"(validation drives early stopping and the threshold); create {root}/"
+                f"{missing[-1]}/{{Real,Fake}} (e.g. move ~10% of Train there) or pass another --data")
+        train_base = DeepfakeDataset(layout, "Train", None, limit_per_class=cfg.limit_per_class, seed=cfg.seed)
+        val = DeepfakeDataset(layout, "Validation", eval_transform(self.img_size),
+                              limit_per_class=cfg.limit_per_class, seed=cfg.seed)
+        if cfg.augment is False:
+            transform = eval_transform(self.img_size)
+        else:
+            try:
+                augment = AugmentConfig(**cfg.augment) if isinstance(cfg.augment, dict) else AugmentConfig()
+            except TypeError as e:
+                raise ValueError(f"augment: {e}; valid keys: {sorted(AugmentConfig().to_dict())}") from e
+            transform = train_transform(self.img_size, augment)
+
+        counts = train_base.class_counts()
+        self.pos_weight = counts["real"] / max(counts["fake"], 1) if cfg.imbalance == "pos_weight" else 1.0
+        workers = default_num_workers() if cfg.workers is None else int(cfg.workers)
+        self.workers = workers
+        self.train_loader = make_train_loader(
+            train_base, transform, cfg.batch_size, seed=cfg.seed, workers=workers,
+            balanced=cfg.imbalance == "sampler", rank=info.rank, world_size=info.world_size,
+            pin_memory=self.device.type == "cuda")
+        self.sampler = self.train_loader.sampler
+        self.loader_generator = self.train_loader.generator
+        if len(self.train_loader) == 0:
+            raise ValueError(f"Train has {len(train_base)} images ({len(self.sampler)} per process), fewer "
+                             f"than one batch of {cfg.batch_size}; lower --batch-size")
+        # Each rank scores every world_size-th validation image; the scores are gathered afterwards.
+        val_part = Subset(val, range(info.rank, len(val), info.world_size)) if info.enabled else val
+        self.val_loader = make_loader(val_part, cfg.batch_size * 2, train=False, num_workers=workers,
+                                      device=self.device)
+        self.data_card = {
+            "source": "folder" if str(cfg.data_dir).strip() else "embedded synthetic sample (dflib.data.synthetic)",
+            "root": str(root),
+            "counts": layout.counts(),
+            "used": {"Train": counts, "Validation": val.class_counts()},
+            "limit_per_class": cfg.limit_per_class,
+            "fingerprint": ckpt.data_fingerprint(train_base.paths, root),
+            "validation_fingerprint": ckpt.data_fingerprint(val.paths, root),
+            "fingerprint_method": "sha256 of the sorted 'relative path<TAB>size' lines of the files used",
+        }
+
+    def _config_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return {**asdict(self.cfg), "img_size": self.img_size}
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        saved, now = state["config"], self._config_dict()
+        diffs = [f"{k} {saved.get(k)!r} -> {now.get(k)!r}" for k in RESUME_KEYS
+                 if _json(saved.get(k)) != _json(now.get(k))]
+        if state["world_size"] != self.info.world_size:
+            diffs.append(f"processes {state['world_size']} -> {self.info.world_size}")
+        for key, split in (("fingerprint", "Train"), ("validation_fingerprint", "Validation")):
+            if state["data"][key] != self.data_card[key]:
+                diffs.append(f"the {split} files changed")
+        if diffs:
+            raise ckpt.CheckpointError(
+                f"cannot resume {self.paths.resume}: it was started with other settings or data "
+                f"({'; '.join(diffs)}); rerun with the original settings, or pass --overwrite to start again")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if state["scaler"]:
+            self.scaler.load_state_dict(state["scaler"])
+        self.stopper.load_state_dict(state["early_stopping"])
+        self.history = list(state["history"])
+        self.loader_generator.set_state(state["loader_generator"])
+        # Not needed for exactness (each epoch re-seeds), but code between epochs sees the same state.
+        runtime.set_rng_state(state["rng"])
+        self.elapsed_before = float(state["elapsed_seconds"])
+        self.start_epoch = self.cfg.epochs if state["stopped_early"] else int(state["epoch"])
+        done = "it had stopped early" if state["stopped_early"] else f"{state['epoch']} epoch(s) done"
+        self.log(f"resuming {self.paths.resume}: {done}")
+
+    def _announce(self, steps: int, warmup: int) -> None:
+        cfg, d = self.cfg, self.data_card
+        n = sum(p.numel() for p in self.model.parameters())
+        amp = str(self.amp_dtype).replace("torch.", "") if self.amp_dtype else "off"
+        tr, va = d["used"]["Train"], d["used"]["Validation"]
+        balance = {"pos_weight": f"pos_weight {self.pos_weight:.3f} (= n_real / n_fake) in the loss",
+                   "sampler": "class-balanced sampler", "none": "not corrected"}[cfg.imbalance]
+        self.log(f"training {cfg.model} ({n / 1e6:.2f} M parameters) at {self.img_size} px on {self.device}"
+                 f" ({self.info.world_size} process(es)), mixed precision {amp}")
+        self.log(f"data {d['root']}: Train real {tr['real']} fake {tr['fake']}, Validation real "
+                 f"{va['real']} fake {va['fake']}; class imbalance: {balance}")
+        threads = f"{torch.get_num_threads()} compute thread(s) + " if self.device.type == "cpu" else ""
+        self.log(f"{steps} batches of {cfg.batch_size} per epoch, {threads}{self.workers} loader worker(s); "
+                 f"{cfg.optimizer} lr {cfg.lr:g}, warm-up {warmup} steps then cosine")
+
+    # ------------------------------------------------------------------ bookkeeping
+    def log(self, message: str) -> None:
+        """Print (rank 0 only) and append to train.log."""
+        if not self.info.is_main:
+            return
+        tqdm.write(message)
+        with open(self.paths.log, "a", encoding="utf-8") as f:
+            f.write(message + "\n")
+
+    def end_epoch(self, row: dict[str, Any], improved: bool) -> None:
+        """Record the epoch and write best / last / history / resume.pt (rank 0, in that order)."""
+        cfg, p = self.cfg, self.paths
+        self.history.append(row)
+        if self.info.is_main:
+            args = {"epochs_trained": row["epoch"], "world_size": self.info.world_size, "pos_weight": self.pos_weight,
+                    "amp": str(self.amp_dtype).replace("torch.", "") if self.amp_dtype else "off"}
+            card = make_card(cfg, self.model, self.data_card, row, **args)
+            if improved:
+                ckpt.save_detector(self.model, p.best, card)
+            ckpt.save_detector(self.model, p.last, card)
+            ckpt.atomic_write_text(p.history_csv, pd.DataFrame(self.history).to_csv(index=False))
+            ckpt.atomic_write_text(p.history_json, json.dumps(self.history, indent=1) + "\n")
+            ckpt.save_resume_state(p.resume, self._state(row["epoch"]))
+        self.log(f"epoch {row['epoch']}/{cfg.epochs} | train loss {row['train_loss']:.4f} acc "
+                 f"{row['train_accuracy']:.3f} | val loss {row['val_loss']:.4f} acc {row['val_accuracy']:.3f} "
+                 f"AUC {row['val_roc_auc']:.4f} AP {row['val_average_precision']:.4f} | "
+                 f"{row['epoch_seconds']:.1f} s, {row['train_images_per_s']:.0f} img/s"
+                 + (" | best" if improved else ""))
+
+    def _state(self, epoch: int) -> dict[str, Any]:
+        """Everything needed to continue after ``epoch`` (plain containers and tensors only)."""
+        return {
+            "format": RESUME_FORMAT,
+            "epoch": epoch,
+            "stopped_early": self.stopper.should_stop,
+            "config": self._config_dict(),
+            "world_size": self.info.world_size,
+            "data": {k: self.data_card[k] for k in ("fingerprint", "validation_fingerprint")},
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "early_stopping": self.stopper.state_dict(),
+            "history": self.history,
+            "rng": runtime.rng_state(),
+            "loader_generator": self.loader_generator.get_state(),
+            "elapsed_seconds": self.elapsed_before + time.perf_counter() - self.started,
+        }
+
+    def result(self) -> TrainResult:
+        """Load the best weights into the model and summarise the run."""
+        runtime.barrier()  # rank 0's files are complete before anyone reads them
+        history = pd.DataFrame(self.history)
+        best = next((r for r in self.history if r["epoch"] == self.stopper.best_epoch), {})
+        if ckpt.detector_paths(self.paths.best)[0].is_file():
+            ckpt.load_weights(self.model, self.paths.best)
+        self.model.eval()
+        if best:
+            self.log(f"best epoch {best['epoch']}: val ROC-AUC {best['val_roc_auc']:.4f}, accuracy "
+                     f"{best['val_accuracy']:.4f}, threshold {best['val_threshold']:.4f} -> {self.paths.best}.safetensors")
+        return TrainResult(
+            history=history, best=best, threshold=float(best.get("val_threshold", 0.5)), paths=self.paths,
+            epochs_trained=len(self.history), stopped_early=self.stopper.should_stop,
+            seconds=time.perf_counter() - self.started,
+            seconds_per_epoch=float(history["epoch_seconds"].mean()) if len(history) else float("nan"),
+            images_per_second=float(history["train_images_per_s"].mean()) if len(history) else float("nan"),
+            model=self.model)
