@@ -11,7 +11,8 @@ average: a detector has to look at local evidence, not at a global statistic.
   colour-corrected imperfectly and pasted through a soft mask.
 * ``self_blend`` - Self-Blended Images (Shiohara & Yamasaki, CVPR 2022): the face is blended
   with a slightly shifted, scaled, colour-jittered and blurred/sharpened copy of itself
-  through a randomly deformed soft mask; only the blending artifacts remain.
+  through a randomly deformed soft mask; only the blending artifacts remain (ghosted edges
+  where both copies show, a colour seam, a change of sharpness).
 * ``upsampling`` - a GAN-generated face region: the face is reduced to a low resolution and
   upsampled again the way generators do it, by transposed convolution (uneven kernel overlap
   gives the checkerboard of Odena et al., 2016) or nearest-neighbour repetition. Both leave
@@ -113,6 +114,8 @@ def face_swap(image: np.ndarray, geo: FaceGeometry, rng: np.random.Generator,
     # 2. the swap network works at a lower resolution (e.g. 64-100 px for the face)
     factor = rng.uniform(2.5, 4.0)
     mask, mparams = blend_mask(geo, rng, feather=rng.uniform(4, 12) * k)
+    # grain gains (0.4 here, 0.7 in local_warp) are calibrated so that, on average, the fake's
+    # JPEG is as large as its source's: file size must not give the label away
     aligned = generator_resample(aligned, factor, rng, grain=0.4, where=mask)
     # 3. imperfect colour transfer: the donor's mean colour moves only part of the way
     tgt = to_chw_float(image)

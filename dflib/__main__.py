@@ -1,0 +1,3 @@
+from dflib.cli import main
+
+raise SystemExit(main())

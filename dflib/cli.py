@@ -1,0 +1,203 @@
+"""The ``dflib`` command (also ``python -m dflib``).
+
+    dflib sample-data [--out DIR] [--per-class N] [--size PX] [--seed S] [--holdout METHOD]
+    dflib check-data  [DIR]
+    dflib download
+    dflib run-notebooks [--smoke] [--only 01 03 ...] [-p NAME VALUE ...] [--out DIR]
+    dflib train --model NAME [--data DIR] [--img-size PX] [--epochs N] [--batch-size B] [--lr LR]
+                [--out DIR] [--name NAME] [--resume] [--overwrite] [--seed S] [--device auto] ...
+    dflib evaluate --checkpoint PATH [--data DIR] [--split Test] [--json OUT]
+
+``train`` writes ``<out>/<name>.safetensors`` + ``<out>/<name>.json`` (the best epoch) and
+``<out>/runs/<name>/`` (last checkpoint, resume.pt, history.csv/json, train.log); see
+:mod:`dflib.train`. It runs unchanged under ``torchrun --nproc_per_node N -m dflib train ...``.
+
+Errors a user can cause (wrong path, bad layout, bad parameter) end with one line saying what
+is wrong and how to fix it, and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+
+def _sample_data(args: argparse.Namespace) -> int:
+    from dflib.data.synthetic import SampleConfig, ensure_sample, generate_sample
+
+    fields = {"per_class": args.per_class, "size": args.size, "seed": args.seed,
+              "holdout_method": args.holdout}
+    config = SampleConfig(**{k: v for k, v in fields.items() if v is not None})
+    if args.out:
+        root = generate_sample(args.out, config, progress=True, workers=args.workers)
+    else:
+        root = ensure_sample(config, progress=True)
+    print(root)
+    return 0
+
+
+def _check_data(args: argparse.Namespace) -> int:
+    from dflib.data import check_splits, resolve_data_dir
+
+    root = resolve_data_dir(args.data)
+    report = check_splits(root)
+    print(f"dataset: {root}")
+    print(report.summary())
+    if not report.duplicates.empty:
+        print(report.duplicates.to_string(index=False, max_rows=40))
+    return 0
+
+
+def _download(args: argparse.Namespace) -> int:
+    from dflib.data import download_kaggle
+
+    print(download_kaggle(force=args.force))
+    return 0
+
+
+def _run_notebooks(args: argparse.Namespace) -> int:
+    from dflib.notebooks import main_run
+
+    return main_run(args)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from dflib.notebooks import parse_value
+    from dflib.train import fit
+
+    options = {}
+    for item in args.model_arg or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--model-arg {item!r} is not KEY=VALUE; e.g. --model-arg width=32")
+        options[key.strip()] = parse_value(value)
+    fit(model=args.model, model_options=options, data_dir=args.data, img_size=args.img_size,
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+        optimizer=args.optimizer, label_smoothing=args.label_smoothing, imbalance=args.imbalance,
+        augment=not args.no_augment, patience=None if args.patience == 0 else args.patience,
+        limit_per_class=args.limit_per_class, seed=args.seed, deterministic=args.deterministic,
+        device=args.device, amp=args.amp, channels_last=args.channels_last, compile=args.compile,
+        workers=args.workers, threads=args.threads, out=str(args.out), name=args.name, resume=args.resume,
+        overwrite=args.overwrite, progress=not args.no_progress)
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from dflib.evaluate import evaluate_checkpoint
+
+    result = evaluate_checkpoint(args.checkpoint, args.data, args.split, batch_size=args.batch_size,
+                                 device=args.device, workers=args.workers,
+                                 limit_per_class=args.limit_per_class, progress=not args.no_progress)
+    text = json.dumps(result, indent=2)
+    if args.json:
+        from dflib.checkpoint import atomic_write_text
+
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(args.json, text + "\n")
+    print(text)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dflib", description="Deepfake image detection course toolkit.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("sample-data", help="generate the embedded synthetic dataset (Kaggle layout)")
+    p.add_argument("--out", type=Path, help="write here (default: the user cache, reused when complete)")
+    p.add_argument("--per-class", type=int, help="Train images per class (Validation/Test get a quarter)")
+    p.add_argument("--size", type=int, help="image side in pixels (default 256, like Kaggle)")
+    p.add_argument("--seed", type=int, help="random seed (same seed = same bytes)")
+    p.add_argument("--holdout", metavar="METHOD", help="keep this manipulation out of Train")
+    p.add_argument("--workers", type=int, default=1, help="processes used to generate (with --out)")
+    p.set_defaults(func=_sample_data)
+
+    p = sub.add_parser("check-data", help="validate a dataset folder: layout, balance, duplicates")
+    p.add_argument("data", nargs="?", default="", help="Dataset folder (default: the embedded sample)")
+    p.set_defaults(func=_check_data)
+
+    p = sub.add_parser("download", help="download the Kaggle dataset with kagglehub (needs internet)")
+    p.add_argument("--force", action="store_true", help="download again even if cached")
+    p.set_defaults(func=_download)
+
+    p = sub.add_parser("run-notebooks", help="execute the notebooks headless and render HTML")
+    p.add_argument("--smoke", action="store_true", help="pass smoke=True (a fast run of each)")
+    p.add_argument("--only", nargs="+", metavar="NN", help="only these notebooks, e.g. --only 01 03")
+    p.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                   help="set a parameter of every notebook, e.g. -p data_dir /data/Dataset")
+    p.add_argument("--out", type=Path, help="write executed notebooks + html/ here (default: in place)")
+    p.add_argument("--dir", type=Path, help="notebook folder (default: the checkout's notebooks/)")
+    p.add_argument("--no-html", action="store_true", help="skip the HTML rendering")
+    p.set_defaults(func=_run_notebooks)
+
+    p = sub.add_parser("train", help="train a detector; saves the best model + card, resumable",
+                       description="Train a detector. Writes <out>/<name>.safetensors + <name>.json (the "
+                       "best epoch by validation ROC-AUC) and <out>/runs/<name>/ (last checkpoint, "
+                       "resume.pt, history.csv/json, train.log). Also runs under torchrun.")
+    p.add_argument("--model", required=True, metavar="NAME", help="a model name (see dflib.models.list_models())")
+    p.add_argument("--model-arg", action="append", metavar="KEY=VALUE",
+                   help="override a model option, e.g. --model-arg width=32 (repeatable)")
+    p.add_argument("--data", default="", metavar="DIR", help="Dataset folder (default: the embedded sample)")
+    p.add_argument("--img-size", type=int, metavar="PX", help="input size in pixels (default: the model's)")
+    p.add_argument("--epochs", type=int, default=10, metavar="N", help="maximum number of epochs (default 10)")
+    p.add_argument("--batch-size", type=int, default=64, metavar="B", help="images per step (default 64)")
+    p.add_argument("--lr", type=float, default=1e-3, metavar="LR", help="peak learning rate (default 1e-3)")
+    p.add_argument("--weight-decay", type=float, default=0.05, metavar="WD", help="AdamW weight decay (default 0.05)")
+    p.add_argument("--optimizer", choices=("adamw", "sgd"), default="adamw")
+    p.add_argument("--label-smoothing", type=float, default=0.0, metavar="EPS", help="e.g. 0.1 (default 0)")
+    p.add_argument("--imbalance", choices=("pos_weight", "sampler", "none"), default="pos_weight",
+                   help="class imbalance remedy (default: pos_weight in the loss)")
+    p.add_argument("--no-augment", action="store_true", help="train without data augmentation")
+    p.add_argument("--patience", type=int, default=5, metavar="N", help="early stopping patience in epochs (0 = off)")
+    p.add_argument("--limit-per-class", type=int, metavar="N", help="use at most N images per class (quick runs)")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    p.add_argument("--deterministic", action="store_true", help="deterministic kernels (GPU runs)")
+    p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps")
+    p.add_argument("--amp", choices=("auto", "off", "bf16", "fp16"), default="auto",
+                   help="mixed precision (auto: on CUDA only)")
+    p.add_argument("--channels-last", action="store_true", help="NHWC memory layout")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--workers", type=int, metavar="N", help="loader processes (default: one per spare core)")
+    p.add_argument("--threads", type=int, metavar="N", help="CPU compute threads (default: the cores the workers leave)")
+    p.add_argument("--out", type=Path, default=Path("models"), metavar="DIR", help="output folder (default: models)")
+    p.add_argument("--name", help="file name stem (default: the model name)")
+    p.add_argument("--resume", action="store_true", help="continue <out>/runs/<name>/resume.pt if it exists")
+    p.add_argument("--overwrite", action="store_true", help="start again over an existing run of this name")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("evaluate", help="score a saved detector on a split (ROC-AUC, accuracy, AP)")
+    p.add_argument("--checkpoint", required=True, type=Path, metavar="PATH", help="<name>.safetensors or <name>.json")
+    p.add_argument("--data", default="", metavar="DIR", help="Dataset folder (default: the embedded sample)")
+    p.add_argument("--split", default="Test", metavar="SPLIT", help="Train, Validation or Test (default Test)")
+    p.add_argument("--json", type=Path, metavar="OUT", help="also write the results to this JSON file")
+    p.add_argument("--batch-size", type=int, default=128, metavar="B")
+    p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, mps")
+    p.add_argument("--workers", type=int, metavar="N", help="loader processes (default: one per spare core)")
+    p.add_argument("--limit-per-class", type=int, metavar="N", help="score at most N images per class")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_evaluate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``dflib`` console script."""
+    from dflib.data import DownloadError, ImageReadError, LayoutError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (LayoutError, DownloadError, ImageReadError, ValueError, FileNotFoundError, FloatingPointError,
+            PermissionError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

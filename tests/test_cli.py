@@ -1,0 +1,73 @@
+"""The dflib command: exit codes and messages a user sees."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from dflib.cli import main
+from dflib.notebooks import NotebookError, list_notebooks, parse_value
+from tests.conftest import make_dataset
+
+
+def test_check_data_reports_layout_and_balance(tiny_dataset, capsys):
+    assert main(["check-data", str(tiny_dataset.parent)]) == 0
+    out = capsys.readouterr().out
+    assert f"dataset: {tiny_dataset}" in out
+    assert "24 files hashed; 0 group(s) of exact duplicates" in out
+    assert "Validation real       4  fake       4" in out
+
+
+def test_bad_data_path_is_one_clear_line(tmp_path, capsys):
+    assert main(["check-data", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: data folder") and "does not exist" in err and "Traceback" not in err
+
+
+def test_download_offline_without_kagglehub(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "kagglehub", None)
+    assert main(["download"]) == 2
+    assert "pip install 'dflib[kaggle]'" in capsys.readouterr().err
+
+
+def test_run_notebooks_unknown_notebook(capsys):
+    assert main(["run-notebooks", "--only", "99"]) == 1
+    assert "no notebook matches ['99']" in capsys.readouterr().err
+
+
+def test_run_notebooks_failure_shows_the_cell_error(tmp_path, capsys):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell("smoke = False")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell("raise ValueError('broken on purpose')")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, tmp_path / "01_broken.ipynb")
+    code = main(["run-notebooks", "--dir", str(tmp_path), "--smoke", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "01_broken.ipynb failed" in err and "ValueError: broken on purpose" in err
+    assert (tmp_path / "out" / "01_broken.failed.ipynb").exists()
+    assert not (tmp_path / "out" / "01_broken.ipynb").exists()  # no half-executed notebook left
+
+
+def test_parse_value():
+    assert parse_value("3") == 3 and parse_value("0.5") == 0.5
+    assert parse_value("true") is True and parse_value("False") is False
+    assert parse_value("[1, 2]") == [1, 2]
+    assert parse_value("/data/Dataset") == "/data/Dataset"
+
+
+def test_notebooks_are_listed_in_order():
+    names = [p.name for p in list_notebooks()]
+    assert names == sorted(names) and names[0].startswith("01_")
+    with pytest.raises(NotebookError, match="does not exist"):
+        list_notebooks("/nonexistent/folder")
+
+
+def test_python_dash_m_dflib_help():
+    out = subprocess.run([sys.executable, "-m", "dflib", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "run-notebooks" in out.stdout and "sample-data" in out.stdout
