@@ -7,20 +7,23 @@ Layout (identical to `manjilkarki/deepfake-and-real-images`)::
 
 Every image has its own random generator, derived with `numpy.random.SeedSequence` from
 (seed, split, class, index): images can be made in any order and in parallel, and the same
-config always gives byte-identical files. Reals and fakes share one "camera" (sensor noise +
-JPEG with the same quality distribution), so no global statistic gives the label away.
+config always gives byte-identical files (with the same numpy/Pillow versions). Reals and
+fakes share one "camera" (sensor noise + JPEG); real_i and fake_i of a split even get the same
+camera settings, so no global statistic (file size, JPEG quality, brightness) gives the label
+away and the difference has to be found in local structure.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
 import secrets
 import shutil
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, fields, replace
-import sys
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -32,7 +35,7 @@ from ._raster import to_chw_float, to_hwc_uint8
 from .faces import render_face
 from .manipulations import METHODS, manipulate
 
-GENERATOR_VERSION = 1  # bump whenever the images change, so cached samples are rebuilt
+GENERATOR_VERSION = 2  # bump whenever the images change, so cached samples are rebuilt
 SPLITS = ("Train", "Validation", "Test")
 CLASSES = ("Real", "Fake")  # folder names; index = label (real = 0, fake = 1)
 MANIFEST_COLUMNS = ["path", "split", "label", "method", "identity", "donor", "jpeg_quality",
@@ -41,7 +44,7 @@ MANIFEST_COLUMNS = ["path", "split", "label", "method", "identity", "donor", "jp
 
 @dataclass(frozen=True)
 class SampleConfig:
-    """What to generate. Two equal configs always give byte-identical datasets.
+    """What to generate. Equal configs give byte-identical datasets (same numpy/Pillow versions).
 
     per_class: Train images per class; Validation and Test get `eval_per_class` each
         (default max(1, per_class // 4)).
@@ -62,26 +65,32 @@ class SampleConfig:
     noise_sigma: tuple[float, float] = (1.0, 4.0)
 
     def __post_init__(self) -> None:
-        def bad(name: str, value, fix: str) -> ValueError:
-            return ValueError(f"SampleConfig: {name}={value!r} is invalid; {fix}")
+        def bad(name: str, fix: str) -> ValueError:
+            return ValueError(f"SampleConfig: {name}={getattr(self, name)!r} is invalid; {fix}")
 
-        if not isinstance(self.per_class, (int, np.integer)) or self.per_class < 1:
-            raise bad("per_class", self.per_class, "use an integer >= 1 (images per class in Train)")
-        if not isinstance(self.size, (int, np.integer)) or self.size < 32:
-            raise bad("size", self.size, "use an integer >= 32 (image side in pixels, e.g. 256)")
-        if not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
-            raise bad("seed", self.seed, "use an integer >= 0")
+        def is_int(x) -> bool:
+            return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+
+        if not is_int(self.per_class) or self.per_class < 1:
+            raise bad("per_class", "use an integer >= 1 (images per class in Train)")
+        if not is_int(self.size) or self.size < 32:
+            raise bad("size", "use an integer >= 32 (image side in pixels, e.g. 256)")
+        if not is_int(self.seed) or self.seed < 0:
+            raise bad("seed", "use an integer >= 0")
         if self.holdout_method is not None and self.holdout_method not in METHODS:
-            raise bad("holdout_method", self.holdout_method, f"use None or one of {METHODS}")
-        if self.eval_per_class is not None and (not isinstance(self.eval_per_class, (int, np.integer))
-                                                or self.eval_per_class < 1):
-            raise bad("eval_per_class", self.eval_per_class, "use None or an integer >= 1")
-        q = tuple(self.jpeg_quality)
-        if len(q) != 2 or not 1 <= q[0] <= q[1] <= 100:
-            raise bad("jpeg_quality", self.jpeg_quality, "use (low, high) with 1 <= low <= high <= 100")
-        n = tuple(self.noise_sigma)
-        if len(n) != 2 or not 0 <= n[0] <= n[1]:
-            raise bad("noise_sigma", self.noise_sigma, "use (low, high) with 0 <= low <= high")
+            raise bad("holdout_method", f"use None or one of {METHODS}")
+        if self.eval_per_class is not None and (not is_int(self.eval_per_class) or self.eval_per_class < 1):
+            raise bad("eval_per_class", "use None or an integer >= 1")
+        q, n = self.jpeg_quality, self.noise_sigma
+        pair = isinstance(q, (tuple, list)) and len(q) == 2 and all(is_int(x) for x in q)
+        if not (pair and 1 <= q[0] <= q[1] <= 100):
+            raise bad("jpeg_quality", "use (low, high) integers with 1 <= low <= high <= 100")
+        if not (isinstance(n, (tuple, list)) and len(n) == 2 and 0 <= n[0] <= n[1]):
+            raise bad("noise_sigma", "use (low, high) with 0 <= low <= high")
+        for name in ("per_class", "size", "seed"):  # plain ints: JSON-able and hashable
+            object.__setattr__(self, name, int(getattr(self, name)))
+        if self.eval_per_class is not None:
+            object.__setattr__(self, "eval_per_class", int(self.eval_per_class))
         object.__setattr__(self, "jpeg_quality", (int(q[0]), int(q[1])))
         object.__setattr__(self, "noise_sigma", (float(n[0]), float(n[1])))
 
@@ -105,7 +114,6 @@ class SampleConfig:
 
     def short_hash(self) -> str:
         """10 hex digits identifying the config (and generator version): the cache folder name."""
-        import hashlib
         blob = json.dumps(self.to_dict(), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:10]
 
@@ -195,7 +203,8 @@ def _prepare_out_dir(out_dir) -> Path:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise ValueError(f"out_dir={str(out)!r} cannot be created ({err.strerror}); choose a writable folder") from None
+        raise ValueError(f"out_dir={str(out)!r} cannot be created ({err.strerror}); "
+                         "choose a writable folder") from None
     if not os.access(out, os.W_OK | os.X_OK):
         raise ValueError(f"out_dir={str(out)!r} is not writable; choose a writable folder")
     return out
@@ -232,7 +241,8 @@ def generate_sample(out_dir, config: SampleConfig | None = None, *, progress: bo
         if workers == 1:
             for job in jobs:
                 rows.append(_write_one(job))
-                bar and bar.update()
+                if bar is not None:
+                    bar.update()
         else:
             # fork on Linux: works from plain scripts without an `if __name__ == "__main__"` guard
             # (the workers only use numpy and PIL); spawn elsewhere.
@@ -240,7 +250,8 @@ def generate_sample(out_dir, config: SampleConfig | None = None, *, progress: bo
             with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
                 for row in pool.map(_write_one, jobs, chunksize=8):
                     rows.append(row)
-                    bar and bar.update()
+                    if bar is not None:
+                        bar.update()
         if bar is not None:
             bar.close()
         pd.DataFrame(rows, columns=MANIFEST_COLUMNS).to_csv(tmp / "manifest.csv", index=False)
@@ -261,5 +272,4 @@ def read_manifest(dataset_dir) -> pd.DataFrame:
     if not path.is_file():
         raise FileNotFoundError(f"no manifest.csv in {path.parent}: it is written by generate_sample / "
                                 "ensure_sample (the Kaggle dataset has none)")
-    df = pd.read_csv(path, dtype={"donor": str, "params": str}, keep_default_na=False)
-    return df
+    return pd.read_csv(path, dtype={"donor": str, "params": str}, keep_default_na=False)
