@@ -1,8 +1,18 @@
-"""Metrics of a real/fake detector, a validation-chosen threshold, and scoring a whole loader.
+"""Evaluating a real/fake detector: scoring a loader, metrics, thresholds, calibration, reports.
 
 Convention: labels are fake = 1, real = 0; a score is P(fake); an image is called fake when
-``score >= threshold``. The metrics come from scikit-learn; this module only fixes the
-convention and turns the one-class case (where ROC-AUC is undefined) into a clear error.
+``score >= threshold``. This module scores models (:func:`predict_logits`,
+:func:`predict_scores`, :func:`evaluate_checkpoint`) and re-exports the metric toolkit so one
+import is enough:
+
+* :mod:`dflib.metrics`: accuracy, balanced accuracy, precision, recall, F1, ROC-AUC, AP, EER,
+  TPR at a fixed FPR, per-class accuracy, confusion matrix, :func:`choose_threshold`;
+* :mod:`dflib.report`: bootstrap confidence intervals, the full report with 95 % intervals,
+  per-manipulation metrics, and :func:`report_on_test` (threshold from Validation, applied to Test);
+* :mod:`dflib.calibration`: ECE, reliability diagram data, temperature scaling.
+
+The rule the course teaches: **choose the threshold (and the temperature) on Validation, apply
+it to Test, never tune on Test.**
 
     >>> scores, labels = predict_scores(model, loader, device="cpu")
     >>> summarize(labels, scores, threshold=0.5)["roc_auc"]
@@ -11,78 +21,30 @@ convention and turns the one-class case (where ROC-AUC is undefined) into a clea
 from __future__ import annotations
 
 import os
-from typing import Any
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
 
 import numpy as np
 import torch
-from sklearn import metrics as skm
 
-THRESHOLD_METHODS = ("youden",)
+from dflib.metrics import (METRIC_NAMES, THRESHOLD_METHODS, _as_arrays, accuracy, all_metrics, average_precision,
+                           balanced_accuracy, choose_threshold, confusion_matrix, eer, equal_error_rate, f1,
+                           oracle_accuracy, per_class_accuracy, precision, recall, roc_auc, roc_points, tpr_at_fpr)
+from dflib.calibration import (apply_temperature, calibration_summary, expected_calibration_error,
+                               fit_temperature, reliability_curve)
+from dflib.report import (CI, bootstrap_ci, full_report, markdown_table, metrics_table, per_method_metrics,
+                          report_on_test)
 
-
-def _as_arrays(labels, scores) -> tuple[np.ndarray, np.ndarray]:
-    y = np.asarray(labels).astype(np.int64).ravel()
-    s = np.asarray(scores, dtype=np.float64).ravel()
-    if y.shape != s.shape:
-        raise ValueError(f"labels and scores differ in length: {y.size} vs {s.size}")
-    if y.size == 0:
-        raise ValueError("no samples to evaluate (empty labels/scores)")
-    if not np.isin(y, (0, 1)).all():
-        raise ValueError("labels must be 0 (real) or 1 (fake)")
-    if not np.isfinite(s).all():
-        raise ValueError("scores contain NaN or infinity; the model diverged (lower the learning rate)")
-    return y, s
-
-
-def _need_both_classes(y: np.ndarray, what: str) -> None:
-    if np.unique(y).size < 2:
-        only = "fake" if y[0] == 1 else "real"
-        raise ValueError(f"{what} needs both real and fake images, but all {y.size} are {only}; "
-                         f"evaluate on a split that holds both classes")
-
-
-def roc_auc(labels, scores) -> float:
-    """Area under the ROC curve: P(a random fake scores higher than a random real)."""
-    y, s = _as_arrays(labels, scores)
-    _need_both_classes(y, "ROC-AUC")
-    return float(skm.roc_auc_score(y, s))
-
-
-def average_precision(labels, scores) -> float:
-    """Area under the precision-recall curve with fake as the positive class."""
-    y, s = _as_arrays(labels, scores)
-    _need_both_classes(y, "average precision")
-    return float(skm.average_precision_score(y, s))
-
-
-def accuracy(labels, scores, threshold: float = 0.5) -> float:
-    """Fraction of images classified right when fake means ``score >= threshold``."""
-    y, s = _as_arrays(labels, scores)
-    return float(skm.accuracy_score(y, (s >= threshold).astype(np.int64)))
-
-
-def balanced_accuracy(labels, scores, threshold: float = 0.5) -> float:
-    """Mean of the accuracy on reals and on fakes (insensitive to class imbalance)."""
-    y, s = _as_arrays(labels, scores)
-    return float(skm.balanced_accuracy_score(y, (s >= threshold).astype(np.int64)))
-
-
-def choose_threshold(labels, scores, method: str = "youden") -> float:
-    """The decision threshold that maximises Youden's J = TPR - FPR on these (validation) scores.
-
-    Maximising J is the same as maximising balanced accuracy ((TPR + TNR) / 2 = (J + 1) / 2).
-    The result is one of the scores (fake when ``score >= threshold``); among equally good
-    thresholds the highest is taken.
-    """
-    if method not in THRESHOLD_METHODS:
-        raise ValueError(f"unknown threshold method {method!r}; choose one of {THRESHOLD_METHODS}")
-    y, s = _as_arrays(labels, scores)
-    _need_both_classes(y, "choosing a threshold")
-    fpr, tpr, thresholds = skm.roc_curve(y, s, drop_intermediate=False)
-    finite = np.isfinite(thresholds)  # the first threshold is +inf (nothing called fake)
-    j = np.where(finite, tpr - fpr, -np.inf)
-    best = int(np.flatnonzero(j >= j.max() - 1e-12)[0])  # thresholds descend: first = highest
-    return float(thresholds[best])
+__all__ = [
+    "METRIC_NAMES", "THRESHOLD_METHODS", "accuracy", "all_metrics", "average_precision", "balanced_accuracy",
+    "choose_threshold", "confusion_matrix", "eer", "equal_error_rate", "f1", "oracle_accuracy",
+    "per_class_accuracy", "precision", "recall", "roc_auc", "roc_points", "tpr_at_fpr", "apply_temperature",
+    "calibration_summary", "expected_calibration_error", "fit_temperature", "reliability_curve", "CI",
+    "bootstrap_ci", "full_report", "markdown_table", "metrics_table", "per_method_metrics", "report_on_test",
+    "summarize", "predict_logits", "predict_scores", "evaluate_checkpoint", "load_checkpoints", "ScoredSplit",
+    "score_split",
+]
 
 
 def summarize(labels, scores, threshold: float | None = None) -> dict[str, Any]:
@@ -189,3 +151,71 @@ def evaluate_checkpoint(
     result = summarize(labels, scores, threshold=threshold)
     return {"checkpoint": str(checkpoint), "model": card.get("name"), "data": str(root),
             "split": ds.split, "img_size": int(card["img_size"]), **result}
+
+
+# --- Several trained detectors side by side (notebook 06) --------------------------------
+
+def load_checkpoints(models_dir: str | os.PathLike, names: Sequence[str],
+                     device: str | torch.device = "cpu") -> dict[str, tuple[torch.nn.Module, dict[str, Any]]]:
+    """``{name: (model in eval mode, card)}`` from ``<models_dir>/<name>.safetensors`` (+ ``.json``).
+
+    Every name is checked before anything is loaded, so one error lists *all* the missing
+    detectors and says how to make them (notebook 05 / ``make run`` / ``dflib train``).
+    """
+    from dflib.checkpoint import CheckpointError, detector_paths, load_detector
+
+    if isinstance(names, str):
+        names = [names]
+    names = list(names)
+    if not names:
+        raise ValueError("no detector names given; pass e.g. ['resnet18_w16'] (files <name>.safetensors + .json)")
+    folder = Path(models_dir).expanduser()
+    missing = [name for name in names if not detector_paths(folder / name)[0].is_file()]
+    if missing:
+        have = sorted(p.stem for p in folder.glob("*.safetensors")) if folder.is_dir() else []
+        where = (f"{folder} holds {', '.join(have)}" if have else
+                 f"{folder} {'holds no .safetensors file' if folder.is_dir() else 'does not exist'}")
+        raise CheckpointError(
+            f"missing trained detector(s) {', '.join(missing)}: no {', '.join(m + '.safetensors' for m in missing)} "
+            f"in {folder.resolve()} ({where}). Run notebooks/05_training.ipynb first (or `make run`, which runs "
+            f"the notebooks in order), or train one with `python -m dflib train --model NAME --out {folder}`; "
+            f"or point models_dir at the folder that holds them")
+    return {name: load_detector(folder / name, device=device) for name in names}
+
+
+@dataclass
+class ScoredSplit:
+    """One detector's outputs on one split, in dataset order (``dataset.paths[i]`` is image ``i``)."""
+
+    split: str
+    logits: np.ndarray
+    labels: np.ndarray
+    dataset: Any
+
+    @property
+    def scores(self) -> np.ndarray:
+        """P(fake) = sigmoid(logit), float64."""
+        return torch.sigmoid(torch.as_tensor(self.logits, dtype=torch.float64)).numpy()
+
+    @property
+    def paths(self) -> list[Path]:
+        return list(self.dataset.paths)
+
+
+def score_split(model: torch.nn.Module, card: dict[str, Any], data_dir: str | os.PathLike, split: str, *,
+                batch_size: int = 64, device: str | torch.device = "cpu", limit_per_class: int | None = None,
+                seed: int = 0, workers: int | None = 0, progress: bool = False) -> ScoredSplit:
+    """Score every image of ``split`` with the input size and normalisation of the model's card.
+
+    ``limit_per_class`` keeps a seeded subset (the same files for every model with the same
+    ``seed``), for smoke runs.
+    """
+    from dflib.data import DeepfakeDataset, eval_transform, make_loader
+
+    norm = card.get("normalization") or {}
+    transform = eval_transform(int(card["img_size"]), **{k: tuple(norm[k]) for k in ("mean", "std") if k in norm})
+    ds = DeepfakeDataset(data_dir, split, transform, limit_per_class=limit_per_class or None, seed=seed)
+    loader = make_loader(ds, batch_size, train=False, num_workers=workers, device=device)
+    logits, labels = predict_logits(model, loader, device, progress=progress,
+                                    desc=f"{card.get('name', 'model')} on {ds.split}")
+    return ScoredSplit(ds.split, logits.double().numpy(), labels.numpy(), ds)

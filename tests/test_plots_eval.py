@@ -1,0 +1,60 @@
+"""Every evaluation figure builds from small inputs and returns a Figure."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from dflib import plots_eval as pe  # noqa: E402
+
+rng = np.random.default_rng(0)
+Y = np.r_[np.zeros(30, int), np.ones(30, int)]
+S1 = np.clip(0.4 * Y + 0.6 * rng.random(60), 0, 1)
+S2 = rng.random(60)
+
+
+@pytest.fixture(autouse=True)
+def _close():
+    yield
+    plt.close("all")
+
+
+def test_curves_and_matrices():
+    curves = {"good": (Y, S1), "chance": (Y, S2)}
+    assert isinstance(pe.roc_curves(curves, thresholds={"good": 0.5}), plt.Figure)
+    assert isinstance(pe.roc_curves(curves, log_fpr=True), plt.Figure)
+    assert isinstance(pe.pr_curves(curves), plt.Figure)
+    assert isinstance(pe.confusion_matrices({"good": [[20, 10], [5, 25]], "chance": [[15, 15], [15, 15]]},
+                                            thresholds={"good": 0.5}), plt.Figure)
+    assert isinstance(pe.reliability_diagrams({"good": (Y, {"before": S1, "after T=2": S1 ** 2})}), plt.Figure)
+    with pytest.raises(ValueError, match="2x2"):
+        pe.confusion_matrices({"bad": [[1, 2, 3]]})
+    with pytest.raises(ValueError, match="at least one model"):
+        pe.roc_curves({})
+
+
+def test_robustness_method_and_gallery_figures():
+    rows = [{"model": m, "degradation": "none", "level": 0.0, "roc_auc": 0.9, "accuracy": 0.8, "n": 10}
+            for m in ("a", "b")]
+    rows += [{"model": m, "degradation": d, "level": lv, "roc_auc": 0.9 - 0.001 * lv, "accuracy": 0.7, "n": 10}
+             for m in ("a", "b") for d in ("jpeg", "blur") for lv in (1.0, 2.0, 3.0)]
+    assert isinstance(pe.robustness_curves(pd.DataFrame(rows)), plt.Figure)
+    with pytest.raises(ValueError, match="robustness_sweep"):
+        pe.robustness_curves(pd.DataFrame({"x": [1]}))
+    table = pd.DataFrame({"method": ["face_swap", "upsampling", "all fakes"], "roc_auc": [0.9, 0.6, 0.8],
+                          "recall": [0.8, 0.3, 0.6], "held_out": [False, True, False]})
+    assert isinstance(pe.per_method_bars({"a": table, "b": table}), plt.Figure)
+    idx = pe.confident_mistakes([0, 0, 1, 1], [0.9, 0.6, 0.05, 0.8], threshold=0.5, k=5)
+    assert idx.tolist() == [2, 0, 1]  # fake at 0.05 (0.45 under), real at 0.9 (0.4 over), real at 0.6 (0.1)
+    imgs = [torch.rand(3, 16, 16) for _ in idx]
+    assert isinstance(pe.mistake_gallery(imgs, [0.05, 0.9, 0.6], [1, 0, 0], 0.5), plt.Figure)
+    assert isinstance(pe.mistake_gallery([], [], []), plt.Figure)
+    img = torch.randint(0, 256, (3, 32, 32), dtype=torch.uint8)
+    assert isinstance(pe.degradation_examples(img, {"jpeg": (90, 30), "blur": (0.0, 2.0)}), plt.Figure)
