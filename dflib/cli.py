@@ -7,6 +7,7 @@
     dflib train --model NAME [--data DIR] [--img-size PX] [--epochs N] [--batch-size B] [--lr LR]
                 [--out DIR] [--name NAME] [--resume] [--overwrite] [--seed S] [--device auto] ...
     dflib evaluate --checkpoint PATH [--data DIR] [--split Test] [--json OUT]
+    dflib predict PATH... --checkpoint PATH [--out CSV] [--threshold T] [--explain DIR] [--batch-size B]
 
 ``train`` writes ``<out>/<name>.safetensors`` + ``<out>/<name>.json`` (the best epoch) and
 ``<out>/runs/<name>/`` (last checkpoint, resume.pt, history.csv/json, train.log); see
@@ -102,6 +103,33 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _predict(args: argparse.Namespace) -> int:
+    from dflib.predict import check_output_path, format_table, predict_ensemble, predict_paths, write_csv
+
+    if args.out is not None:
+        check_output_path(args.out)  # fail before any model runs
+    checkpoints = args.checkpoint
+    common = dict(batch_size=args.batch_size, device=args.device, workers=args.workers,
+                  progress=not args.no_progress)
+    if len(checkpoints) == 1:
+        df = predict_paths(args.paths, checkpoints[0], args.threshold, explain_dir=args.explain, **common)
+    else:
+        if args.explain is not None:
+            raise ValueError("--explain works with one --checkpoint; run once per detector to explain each")
+        df = predict_ensemble(args.paths, checkpoints, args.threshold, **common)
+    for path, problem in df.attrs.get("explain_errors", {}).items():
+        print(f"warning: {path}: {problem}", file=sys.stderr)
+    if args.out is not None:
+        out = write_csv(df, args.out)
+        n_bad = int(df["error"].notna().sum())
+        print(f"{len(df)} image(s) -> {out}" + (f" ({n_bad} unreadable, see the error column)" if n_bad else ""))
+    else:
+        print(format_table(df))
+    if args.explain is not None:
+        print(f"{len(df.attrs.get('explanations', {}))} explanation overlay(s) -> {args.explain}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dflib", description="Deepfake image detection course toolkit.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -180,6 +208,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit-per-class", type=int, metavar="N", help="score at most N images per class")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("predict", help="score your own images (files, folders, globs) with a saved detector",
+                       description="Score images with a saved detector. Writes one row per file: "
+                       "path,p_fake,label,threshold,model,error (an unreadable file gets its error and "
+                       "never stops the run). Images of any size and mode are resized as the model card says.")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders (searched recursively) or glob patterns")
+    p.add_argument("--checkpoint", required=True, action="append", type=Path, metavar="PATH",
+                   help="<name>.safetensors or <name>.json; repeat it to average several detectors (an "
+                   "ensemble; the CSV then also has a p_fake_<name> column per detector)")
+    p.add_argument("--out", type=Path, metavar="CSV", help="write the predictions to this CSV (default: print a table)")
+    p.add_argument("--threshold", type=float, metavar="T",
+                   help="call fake when P(fake) >= T (default: the card's validation threshold, else 0.5)")
+    p.add_argument("--explain", type=Path, metavar="DIR", help="write a heatmap overlay PNG per image into DIR")
+    p.add_argument("--batch-size", type=int, default=32, metavar="B", help="images per forward pass (default 32)")
+    p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, mps")
+    p.add_argument("--workers", type=int, default=0, metavar="N", help="image-reading processes (default 0: in-process)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_predict)
     return parser
 
 

@@ -15,9 +15,13 @@ while a small CNN trained for a few CPU minutes at 128 px separates real from fa
     >>> from dflib.data.synthetic import ensure_sample, read_manifest
     >>> data_dir = ensure_sample()          # .../sample-<hash>/Dataset, built once
     >>> read_manifest(data_dir).method.value_counts()
+
+`make_examples("example")` writes the dozen unseen images (and `labels.csv`) of the
+repository's `example/` folder, used by `dflib predict` and notebook 07.
 """
 
 from .cache import default_cache_dir, ensure_sample
+from .examples import make_examples, read_labels
 from .faces import FaceGeometry, render_face
 from .generate import GENERATOR_VERSION, SampleConfig, generate_sample, make_image, read_manifest
 from .manipulations import METHODS, manipulate
@@ -25,4 +29,5 @@ from .manipulations import METHODS, manipulate
 __all__ = [
     "METHODS", "SampleConfig", "FaceGeometry", "render_face", "manipulate", "generate_sample",
     "ensure_sample", "default_cache_dir", "read_manifest", "make_image", "GENERATOR_VERSION",
+    "make_examples", "read_labels",
 ]

@@ -1,0 +1,98 @@
+"""Turning what a user types (files, folders, glob patterns) into a list of image files.
+
+Used by ``dflib predict``; knows nothing about models. Folders are searched recursively for
+files with an image extension (any case); glob patterns are expanded here too, for shells that
+do not expand them (Windows ``cmd``, quoted arguments).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+from pathlib import Path
+from typing import Iterable
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+_GLOB_CHARS = re.compile(r"[*?\[]")
+
+
+class NoImagesError(ValueError):
+    """Nothing to predict on: the message lists what was searched."""
+
+
+def is_image_file(path: str | os.PathLike) -> bool:
+    """True when the file name has an image extension (case-insensitive)."""
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _images_under(folder: Path) -> list[Path]:
+    """Image files under ``folder``, recursively, sorted; hidden files and folders are skipped
+    (``.ipynb_checkpoints``, macOS ``._name.jpg`` resource forks)."""
+    found = []
+    for root, dirs, files in os.walk(folder, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found += [Path(root) / f for f in sorted(files) if not f.startswith(".") and is_image_file(f)]
+    return found
+
+
+def find_images(paths: Iterable[str | os.PathLike] | str | os.PathLike) -> list[Path]:
+    """Expand files, folders (recursive) and glob patterns into a list of image paths.
+
+    A file named explicitly is kept whatever its extension (if it is not an image its row says
+    so); folders contribute files with an image extension (``IMAGE_EXTENSIONS``, any case).
+    Glob patterns (``*``, ``?``, ``[...]``, ``**``) are expanded here as well, for shells that do
+    not (Windows, quoted arguments). A named file that does not exist is kept, so it gets an
+    error row, but when nothing at all is found :class:`NoImagesError` says what was searched.
+    Duplicates are dropped; the order is the order of ``paths``, then sorted within a folder.
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    out: list[Path] = []
+    searched: list[str] = []
+    existing = 0
+    for item in paths:
+        text = os.fspath(item)
+        if not text.strip():
+            continue
+        path = Path(text).expanduser()
+        if path.is_dir():
+            images = _images_under(path)
+            existing += len(images)
+            out += images
+            if not images:
+                searched.append(f"folder {path} (recursively; no file ending in {', '.join(IMAGE_EXTENSIONS)})")
+        elif path.is_file():
+            out.append(path)
+            existing += 1
+        elif _GLOB_CHARS.search(text):
+            matches = sorted(glob.glob(os.path.expanduser(text), recursive=True))
+            images = []
+            for m in map(Path, matches):
+                if m.is_dir():
+                    images += _images_under(m)
+                elif m.is_file() and is_image_file(m):
+                    images.append(m)
+            existing += len(images)
+            out += images
+            if not images:
+                searched.append(f"pattern {text!r} (" + (f"{len(matches)} match(es), no images among them)"
+                                                          if matches else "matched nothing)"))
+        else:
+            out.append(path)  # missing: reported in its own row (or below if it is all there is)
+            searched.append(f"{path} (does not exist)")
+    if existing == 0:
+        what = "; ".join(searched) or "no paths were given"
+        raise NoImagesError(f"no images found: {what}; pass image files, folders or glob patterns "
+                            f"(e.g. example/ or 'photos/**/*.jpg')")
+    seen: set[str] = set()
+    unique = []
+    for p in out:
+        key = os.path.normcase(os.path.abspath(p))
+        if key not in seen:
+            seen.add(key)
+            unique.append(p)
+    return unique
+
+
+__all__ = ["find_images", "is_image_file", "NoImagesError", "IMAGE_EXTENSIONS"]
