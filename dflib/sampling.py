@@ -23,6 +23,8 @@ from typing import Callable, Iterator, Sequence
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
+from dflib.data.dataset import DeepfakeDataset, make_loader
+from dflib.data.transforms import apply_transform
 from dflib.runtime import derive_seed
 
 
@@ -70,8 +72,11 @@ class SeededSampler(Sampler):
 class AugmentedDataset(Dataset):
     """``base[index]`` passed through a random ``transform`` seeded by the sample's own seed.
 
-    Indexed by the ``(index, seed)`` pairs of :class:`SeededSampler`. The seed is set in a forked
-    RNG scope, so the global generator (dropout, ...) is left untouched in the main process.
+    Indexed by the ``(index, seed)`` pairs of :class:`SeededSampler`. dflib's transforms draw
+    from a generator seeded so; any other callable runs in a forked RNG scope, so the global
+    generator (dropout, ...) is left untouched in the main process either way. A
+    :class:`~dflib.data.DeepfakeDataset` base decodes each image no larger than the transform
+    needs (its ``decode_size``).
     """
 
     def __init__(self, base: Dataset, transform: Callable[[torch.Tensor], torch.Tensor]) -> None:
@@ -83,15 +88,10 @@ class AugmentedDataset(Dataset):
 
     def __getitem__(self, item: tuple[int, int]) -> tuple[torch.Tensor, int]:
         index, seed = item
+        if isinstance(self.base, DeepfakeDataset) and self.base.transform is None:
+            return self.base.get(index, self.transform, seed)
         img, label = self.base[index]
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            img = self.transform(img)
-        return img, label
-
-
-def _worker_init(worker_id: int) -> None:
-    torch.set_num_threads(1)  # a loader process decodes one image at a time; leave the cores to training
+        return apply_transform(self.transform, img, seed), label
 
 
 def make_train_loader(
@@ -108,16 +108,14 @@ def make_train_loader(
 ) -> DataLoader:
     """The training loader: ``dataset`` yields raw images, ``transform`` augments them reproducibly.
 
-    ``dataset`` needs ``targets`` when ``balanced``. The last incomplete batch is dropped (a
-    batch of one breaks BatchNorm), and loader processes stay alive between epochs.
+    ``dataset`` needs ``targets`` when ``balanced``. The DataLoader settings are
+    :func:`dflib.data.make_loader`'s (last incomplete batch dropped, as a batch of one breaks
+    BatchNorm; persistent workers); only the order and the per-sample seeds are added here.
     """
     if balanced:
         order: DistributedSampler = BalancedSampler(dataset, dataset.targets, num_replicas=world_size,  # type: ignore[attr-defined]
                                                     rank=rank, seed=seed)
     else:
         order = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
-    return DataLoader(
-        AugmentedDataset(dataset, transform), batch_size=batch_size, sampler=SeededSampler(order, seed),
-        drop_last=True, num_workers=workers, persistent_workers=workers > 0, pin_memory=pin_memory,
-        worker_init_fn=_worker_init if workers > 0 else None, prefetch_factor=4 if workers > 0 else None,
-        generator=torch.Generator().manual_seed(seed))
+    return make_loader(AugmentedDataset(dataset, transform), batch_size, train=True, num_workers=workers,
+                       sampler=SeededSampler(order, seed), seed=seed, pin_memory=pin_memory)

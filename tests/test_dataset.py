@@ -142,3 +142,87 @@ def test_check_splits_finds_duplicates_and_balance(tmp_path):
     assert "3 group(s) of exact duplicates" in report.summary()
     clean = check_splits(make_dataset(tmp_path / "clean"), progress=False)
     assert clean.ok and clean.duplicates.empty
+
+
+def test_eval_transform_matches_torchvision_compose(tiny_dataset):
+    from torchvision.transforms import v2
+
+    raw = make_dataset(tiny_dataset.parent / "big", splits=("Test",), per_class=1, size=64)
+    img = DeepfakeDataset(raw, "Test").load(0)
+    ref = v2.Compose([v2.Resize((24, 24), antialias=True), v2.ToDtype(torch.float32, scale=True),
+                      v2.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])])
+    out = eval_transform(24)(img)
+    assert out.dtype == torch.float32 and out.shape == (3, 24, 24) and out.is_contiguous()
+    assert torch.allclose(out, ref(img), atol=1e-5)
+    assert torch.allclose(eval_transform(24)(img.float() / 255), out, atol=0.02)  # float in [0, 1]; no uint8 rounding
+    assert eval_transform(24).decode_size is None and eval_transform(24, draft=True).decode_size == 24
+
+
+def test_train_steps_match_torchvision_kernels():
+    from torchvision.transforms.v2 import functional as F
+
+    from dflib.data.transforms import TrainTransform
+
+    x = torch.randint(40, 200, (3, 40, 40)).float()  # mid-range: no clipping inside the jitter
+    assert torch.allclose(TrainTransform._blur(x, 0.7), F.gaussian_blur(x[None], [5, 5], [0.7, 0.7])[0], atol=1e-3)
+    t = TrainTransform(32, AugmentConfig(brightness=0.3, contrast=0.3, saturation=0.3))
+    u = [0.9, 0.5, 0.1, 0.0, 0.9, 0.1, 0.3, 0.0]  # order: saturation, contrast, brightness
+    f = [0.7 + 0.6 * v for v in u[4:7]]
+    ref = F.adjust_brightness(F.adjust_contrast(F.adjust_saturation(x / 255, f[2]), f[1]), f[0]) * 255
+    assert torch.allclose(t._jitter(x.clone(), u), ref, atol=1e-2)
+
+
+def test_train_transform_with_generator_is_reproducible_and_leaves_global_rng_alone(tiny_dataset):
+    raw = DeepfakeDataset(tiny_dataset, "Train").load(0)
+    t = train_transform(24, AugmentConfig(jpeg_p=0.5, blur_p=0.5, color_p=0.5))
+    torch.manual_seed(3)
+    before = torch.get_rng_state()
+    a = t(raw, generator=torch.Generator().manual_seed(5))
+    b = t(raw, generator=torch.Generator().manual_seed(5))
+    c = t(raw, generator=torch.Generator().manual_seed(6))
+    assert torch.equal(torch.get_rng_state(), before)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert a.dtype == torch.float32 and a.shape == (3, 24, 24) and a.is_contiguous()
+    assert -2.2 < a.min() and a.max() < 2.7  # normalised with ImageNet statistics
+
+
+def test_dataset_accepts_index_seed_pairs(tiny_dataset):
+    ds = DeepfakeDataset(tiny_dataset, "Train", train_transform(24))
+    (a, ya), (b, yb) = ds[(3, 11)], ds[(3, 11)]
+    assert torch.equal(a, b) and ya == yb == ds[3][1]
+    assert not torch.equal(a, ds[(3, 12)][0])
+
+
+def test_train_transform_decode_size_respects_draft_upscale():
+    assert train_transform(128).decode_size == 151  # 128 px from the smallest crop (0.85 of the side)
+    assert train_transform(128, AugmentConfig(draft_upscale=0)).decode_size is None
+    assert train_transform(128, AugmentConfig(draft_upscale=1.25)).decode_size == 121
+    with pytest.raises(ValueError, match="jpeg_p is a probability"):
+        train_transform(128, AugmentConfig(jpeg_p=1.5))
+    with pytest.raises(ValueError, match="crop_scale"):
+        train_transform(128, AugmentConfig(crop_scale=(0.5, 1.5)))
+
+
+def test_make_loader_takes_a_sampler(tmp_path):
+    from torch.utils.data import SequentialSampler
+
+    ds = DeepfakeDataset(make_dataset(tmp_path, splits=("Train",), per_class=3), "Train", eval_transform(16))
+    loader = make_loader(ds, batch_size=4, train=True, num_workers=0, sampler=SequentialSampler(ds))
+    assert [y.tolist() for _, y in loader] == [[0, 0, 0, 1]]  # drop_last, fixed order
+    with pytest.raises(ValueError, match="either balanced=True or a sampler"):
+        make_loader(ds, batch_size=4, balanced=True, sampler=SequentialSampler(ds))
+    assert make_loader(ds, 4, device="cpu", pin_memory=True).pin_memory
+
+
+def test_make_train_loader_is_seeded_and_worker_independent(tmp_path):
+    from dflib.sampling import make_train_loader
+
+    ds = DeepfakeDataset(make_dataset(tmp_path, splits=("Train",), per_class=4), "Train")
+    t = train_transform(16, AugmentConfig(jpeg_p=0.5, blur_p=0.5, color_p=0.5))
+    runs = []
+    for workers in (0, 2):
+        loader = make_train_loader(ds, t, 4, seed=3, workers=workers)
+        assert loader.drop_last and len(loader) == 2
+        loader.sampler.set_epoch(1)
+        runs.append(torch.cat([x for x, _ in loader]))
+    assert runs[0].shape == (8, 3, 16, 16) and torch.equal(runs[0], runs[1])

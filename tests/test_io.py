@@ -97,3 +97,33 @@ def test_decompression_bomb_refused(tmp_path):
     small = write_image(tmp_path / "s.jpg", 6, size=64)
     with pytest.raises(ImageReadError, match="exceeds the limit of 1,000"):
         read_image(small, max_pixels=1000)
+
+
+@pytest.mark.parametrize("min_size,expected", [(None, 256), (200, 256), (128, 128), (100, 128), (64, 64), (20, 32)])
+def test_reduced_jpeg_decoding_never_goes_below_min_size(tmp_path, min_size, expected):
+    yy, xx = np.mgrid[0:256, 0:256]
+    smooth = np.stack([xx, yy, (xx + yy) // 2], -1).astype(np.uint8)  # gradients: no detail to lose
+    path = tmp_path / "big.jpg"
+    Image.fromarray(smooth).save(path, quality=95)
+    t = read_image_tensor(path, min_size=min_size)
+    assert t.dtype == torch.uint8 and t.shape == (3, expected, expected)
+    full = read_image_tensor(path).float()
+    if expected < 256:  # the DCT-scaled decode is a low-passed version of the full image
+        f = 256 // expected
+        pooled = full.view(3, expected, f, expected, f).mean((2, 4))
+        assert (pooled - t.float()).abs().mean() < 2
+
+
+def test_reduced_decoding_of_grey_jpeg_and_of_png(tmp_path):
+    grey = write_image(tmp_path / "grey.jpg", 6, size=128, mode="L")
+    t = read_image_tensor(grey, min_size=32)
+    assert t.shape == (3, 32, 32) and torch.equal(t[0], t[1]) and torch.equal(t[1], t[2])
+    png = write_image(tmp_path / "a.png", 7, size=128, fmt="PNG")
+    assert read_image_tensor(png, min_size=32).shape == (3, 128, 128)  # only JPEG scales at decode
+
+
+def test_jpeg_header_fast_path_still_guards_size(tmp_path):
+    path = write_image(tmp_path / "a.jpg", 8, size=64)
+    with pytest.raises(ImageReadError, match="exceeds the limit"):
+        read_image_tensor(path, max_pixels=64 * 64 - 1)
+    assert read_image_tensor(path, max_pixels=64 * 64).shape == (3, 64, 64)

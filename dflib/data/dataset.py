@@ -16,11 +16,12 @@ from typing import Callable, Literal
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
+from torch.utils.data import DataLoader, Dataset, Sampler, WeightedRandomSampler
 
 from dflib import CLASS_NAMES
 from dflib.data.io import MAX_PIXELS, ImageReadError, quick_check, read_image, read_image_tensor
 from dflib.data.layout import DatasetLayout, discover
+from dflib.data.transforms import apply_transform
 
 Check = Literal["quick", "full", "none"]
 
@@ -112,27 +113,43 @@ class DeepfakeDataset(Dataset):
         counts = np.bincount(np.asarray(self.targets, dtype=np.int64), minlength=len(self.classes))
         return {name: int(counts[i]) for i, name in enumerate(self.classes)}
 
-    def load(self, index: int) -> torch.Tensor:
-        """The raw ``uint8`` image tensor of sample ``index`` (raises :class:`ImageReadError`)."""
-        return read_image_tensor(self.samples[index][0], max_pixels=self.max_pixels)
+    def load(self, index: int, min_size: int | tuple[int, int] | None = None) -> torch.Tensor:
+        """The raw ``uint8`` image tensor of sample ``index`` (raises :class:`ImageReadError`).
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        ``min_size`` allows reduced JPEG decoding down to that size (see :func:`read_image_tensor`).
+        """
+        return read_image_tensor(self.samples[index][0], max_pixels=self.max_pixels, min_size=min_size)
+
+    def get(self, index: int, transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+            seed: int | None = None) -> tuple[torch.Tensor, int]:
+        """Sample ``index`` through ``transform``; an unreadable file is replaced by the next one.
+
+        The image is decoded no larger than the transform needs (its ``decode_size``); with
+        ``seed`` the transform's randomness is reproducible (see :mod:`dflib.sampling`).
+        """
         n = len(self.samples)
+        min_size = getattr(transform, "decode_size", None)
         for offset in range(min(n, 10)):
             i = (index + offset) % n
             try:
-                img = self.load(i)
+                img = self.load(i, min_size)
             except ImageReadError as e:
                 path = self.samples[i][0]
                 if all(p != path for p, _ in self.bad_files):
                     self.bad_files.append((path, str(e).split(": ", 1)[-1]))
-                    warnings.warn(f"{e}; using the next image instead", stacklevel=2)
+                    warnings.warn(f"{e}; using the next image instead", stacklevel=3)
                 continue
-            if self.transform is not None:
-                img = self.transform(img)
+            if transform is not None:
+                img = apply_transform(transform, img, seed)
             return img, self.samples[i][1]
         raise ImageReadError(f"{self.split}: 10 consecutive unreadable images from index {index}; "
                              f"the folder looks corrupt, check {self.root}")
+
+    def __getitem__(self, index: int | tuple[int, int]) -> tuple[torch.Tensor, int]:
+        """``(image, label)``; ``index`` may be an ``(index, seed)`` pair from a seeded sampler."""
+        if isinstance(index, tuple):
+            return self.get(index[0], self.transform, index[1])
+        return self.get(index, self.transform)
 
     def __repr__(self) -> str:
         counts = ", ".join(f"{k}={v}" for k, v in self.class_counts().items())
@@ -165,26 +182,33 @@ def make_loader(
     balanced: bool = False,
     seed: int = 0,
     drop_last: bool | None = None,
+    sampler: Sampler | None = None,
+    pin_memory: bool | None = None,
 ) -> DataLoader:
     """A DataLoader with settings that fit the machine.
 
     ``train=True`` shuffles (seeded) and drops the last incomplete batch; ``balanced=True``
-    samples both classes equally often (a remedy for class imbalance). Workers default to one
-    per spare core, stay alive between epochs, and pin memory when the target device is CUDA.
+    samples both classes equally often (a remedy for class imbalance); ``sampler`` replaces
+    both with your own order (e.g. :func:`dflib.sampling.make_train_loader`'s seeded one).
+    Workers default to one per spare core, stay alive between epochs, and pin memory when the
+    target device is CUDA (``pin_memory`` overrides that).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
     workers = default_num_workers() if num_workers is None else int(num_workers)
     if workers < 0:
         raise ValueError(f"num_workers must be >= 0, got {num_workers!r}")
+    if sampler is not None and balanced:
+        raise ValueError("pass either balanced=True or a sampler, not both (BalancedSampler in "
+                         "dflib.sampling draws balanced classes as a sampler)")
     generator = torch.Generator().manual_seed(seed)
-    sampler = None
     if balanced:
         targets = torch.as_tensor(getattr(dataset, "targets"))
         class_weight = 1.0 / torch.bincount(targets).clamp(min=1).double()
         sampler = WeightedRandomSampler(class_weight[targets], num_samples=len(targets),
                                         replacement=True, generator=generator)
-    pin = torch.device(device).type == "cuda" if device is not None else False
+    if pin_memory is None:
+        pin_memory = torch.device(device).type == "cuda" if device is not None else False
     return DataLoader(
         dataset,
         batch_size=batch_size,
@@ -192,7 +216,7 @@ def make_loader(
         sampler=sampler,
         num_workers=workers,
         persistent_workers=workers > 0,
-        pin_memory=pin,
+        pin_memory=pin_memory,
         drop_last=train if drop_last is None else drop_last,
         generator=generator,
         worker_init_fn=_worker_init if workers > 0 else None,

@@ -167,25 +167,105 @@ def _tv_decode_jpeg() -> Callable[[torch.Tensor], torch.Tensor] | None:
     return decode
 
 
-def read_image_tensor(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> torch.Tensor:
+def _pil_to_tensor(img: Image.Image) -> torch.Tensor:
+    """An RGB PIL image as a ``uint8`` tensor ``(3, H, W)`` (one copy, channels-last in memory)."""
+    w, h = img.size
+    return torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8).view(h, w, 3).permute(2, 0, 1)
+
+
+def _draft_size(size: tuple[int, int], min_size: int | tuple[int, int] | None) -> tuple[int, int] | None:
+    """The size to ask ``Image.draft`` for, or None when reduced decoding would not pay off."""
+    if min_size is None:
+        return None
+    mw, mh = (min_size, min_size) if isinstance(min_size, int) else min_size
+    if mw < 1 or mh < 1 or size[0] < 2 * mw or size[1] < 2 * mh:
+        return None  # JPEG can only reduce by 2, 4 or 8: nothing to gain below twice the size
+    return mw, mh
+
+
+def read_image_tensor(
+    path: str | os.PathLike,
+    max_pixels: int = MAX_PIXELS,
+    *,
+    min_size: int | tuple[int, int] | None = None,
+) -> torch.Tensor:
     """Read an image as a ``uint8`` tensor of shape ``(3, H, W)``.
 
     JPEGs (the whole Kaggle dataset) take torchvision's libjpeg-turbo decoder straight to a
     tensor, which skips PIL's image object and a copy; everything else goes through
     :func:`read_image`. Both paths refuse bad files with :class:`ImageReadError`.
+
+    ``min_size`` (``int`` or ``(width, height)``) allows *reduced decoding*: a JPEG at least
+    twice that size is decoded at 1/2, 1/4 or 1/8 scale straight from its DCT coefficients
+    (libjpeg scaling through PIL's ``Image.draft``), never below ``min_size``. That pays off
+    for images several times larger than needed (a photo for a 128 px model); at 1/2 scale it
+    saves little decode time, as libjpeg-turbo's scaled IDCT is not vectorised. Other formats
+    and smaller JPEGs are decoded in full.
     """
     path = Path(path)
     data = _read_bytes(path)
-    img = _open_checked(data, path, max_pixels)  # header only: size guard + format
+    head = _jpeg_header(data)
     decode_jpeg = _tv_decode_jpeg()
-    if decode_jpeg is not None and img.format == "JPEG" and img.mode in ("RGB", "L"):
+    if (head is not None and decode_jpeg is not None and head[2] in (1, 3) and head[0] * head[1] <= max_pixels
+            and _draft_size(head[:2], min_size) is None):
+        # The common case, kept lean: header read here, libjpeg-turbo decodes straight to a tensor.
         try:
             return decode_jpeg(torch.frombuffer(bytearray(data), dtype=torch.uint8))
         except RuntimeError:
             pass  # let PIL decode it and give the precise error if it is really broken
+    img = _open_checked(data, path, max_pixels)  # header only: size guard + format
+    draft = _draft_size(img.size, min_size) if img.format == "JPEG" else None
     try:
+        if draft is not None:
+            img.draft("RGB" if img.mode in ("RGB", "YCbCr") else img.mode, draft)
         img.load()
         rgb = to_rgb(img)
     except Exception as e:
         raise ImageReadError(f"{path}: corrupt or truncated image ({type(e).__name__}: {e})") from None
-    return torch.from_numpy(np.asarray(rgb).copy()).permute(2, 0, 1).contiguous()
+    return _pil_to_tensor(rgb)
+
+
+_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # start-of-frame markers (not DHT, JPG, DAC)
+
+
+def _jpeg_header(data: bytes) -> tuple[int, int, int] | None:
+    """``(width, height, components)`` from a JPEG's frame header, or None if not found.
+
+    A few marker hops in Python, much cheaper than a full PIL open for a small file.
+    """
+    if data[:2] != b"\xff\xd8":
+        return None
+    i, n = 2, len(data)
+    while i + 9 < n:
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in _SOF:
+            h, w = int.from_bytes(data[i + 5:i + 7], "big"), int.from_bytes(data[i + 7:i + 9], "big")
+            return (w, h, data[i + 9]) if w > 0 and h > 0 and i + 9 < n else None
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # no length field
+            i += 2
+            continue
+        i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
+    return None
+
+
+def jpeg_roundtrip(img: torch.Tensor, quality: int) -> torch.Tensor:
+    """Re-compress a ``uint8`` image tensor ``(3, H, W)`` as JPEG at ``quality`` and decode it.
+
+    libjpeg-turbo through torchvision (no PIL image, no file); falls back to PIL.
+    """
+    quality = int(min(100, max(1, quality)))
+    if _tv_decode_jpeg() is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            from torchvision.io import decode_jpeg, encode_jpeg
+
+            return decode_jpeg(encode_jpeg(img, quality=quality))  # it wants HWC memory: no .contiguous()
+    buf = io.BytesIO()
+    Image.fromarray(img.permute(1, 2, 0).numpy()).save(buf, "JPEG", quality=quality)
+    with Image.open(buf) as im:
+        return _pil_to_tensor(im.convert("RGB"))

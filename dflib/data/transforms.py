@@ -1,21 +1,43 @@
-"""Image transforms (torchvision transforms v2) for detectors.
+"""Image transforms for detectors, built on torchvision transforms v2 kernels.
 
 Eval: resize to the model input and normalise. Train: the same plus a horizontal flip, a small
 random resized crop, and the degradations that deepfake detectors must survive in the wild:
-JPEG re-compression, blur and colour jitter. Every transform works on ``uint8`` tensors
-``(3, H, W)`` and crops/resizes first, so the costly steps run on the small image.
+JPEG re-compression, blur and colour jitter.
+
+Both are single callables rather than a ``v2.Compose`` of eight transforms, because on a CPU
+loader the per-sample overhead is the cost (``benchmarks/data_throughput.py``):
+
+* crop + resize run first, on ``uint8`` and channels-last (torch's AVX2 path), so every later
+  step works on the small image;
+* all random numbers of a sample come from one draw, from the global torch generator or from
+  the ``generator`` passed in (reproducible per-sample augmentation, see :mod:`dflib.sampling`);
+* blur is a separable 5-tap filter, colour jitter one 3x3 colour matrix (brightness, contrast
+  and saturation are all affine in RGB), normalisation one multiply-add, all in ``float32``
+  instead of a ``uint8`` -> float -> ``uint8`` round trip per step;
+* they tell the dataset how small it may *decode* an image (``decode_size``): a JPEG at least
+  twice as large as needed is decoded at 1/2, 1/4 or 1/8 scale straight from its DCT
+  coefficients, within the limits set by ``AugmentConfig.draft_upscale`` / ``draft``.
+
+The kernels are torchvision's (``v2.functional``, ``torchvision.io``) or plain torch ops;
+the results match ``v2.RandomResizedCrop``/``GaussianBlur``/``ColorJitter`` up to float rounding,
+except that colour jitter clips to 0..255 once at the end instead of after each step.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import torch
-from torchvision.transforms import v2
+import torch.nn.functional as nnf
+from torchvision.transforms.v2 import functional as F
+
+from dflib.data.io import jpeg_roundtrip
 
 # ImageNet statistics: the usual choice, and what the reference implementations expect.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+_GRAY = (0.2989, 0.587, 0.114)  # ITU-R 601 luma, as torchvision's rgb_to_grayscale
 
 
 @dataclass
@@ -23,8 +45,17 @@ class AugmentConfig:
     """Knobs of the training augmentation; set a probability to 0 to switch a step off.
 
     The defaults keep the loader cheap on a CPU (see ``benchmarks/data_throughput.py``): hue
-    jitter is off because torchvision's RGB->HSV round trip costs about four times the rest of
-    the colour jitter, and a hue shift is not what real-world degradations do to a photo.
+    jitter is off because an RGB->HSV round trip costs several times the rest of the colour
+    jitter, and a hue shift is not what real-world degradations do to a photo.
+
+    ``draft_upscale`` bounds reduced JPEG decoding (see :func:`dflib.data.io.read_image_tensor`):
+    an image may be decoded at 1/2, 1/4 or 1/8 scale only if the smallest crop that
+    ``crop_scale``/``crop_ratio`` can draw is then enlarged by at most this factor to reach
+    ``img_size``. The default ``1.0`` never loses detail: a 2000 px photo is decoded at 1/4 or
+    1/8 scale for 128 px crops, a 256 px face crop in full. Larger values trade detail for
+    speed (``1.25`` decodes 256 px crops at 128 px), but measure before using them: decoding at
+    1/2 scale was no faster here (libjpeg-turbo's scaled IDCT is not vectorised) and removes
+    exactly the fine detail deepfake detectors look at. ``0`` switches reduced decoding off.
     """
 
     hflip_p: float = 0.5
@@ -39,9 +70,35 @@ class AugmentConfig:
     contrast: float = 0.15
     saturation: float = 0.15
     hue: float = 0.0
+    draft_upscale: float = 1.0
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def check(self) -> "AugmentConfig":
+        """Raise a clear ``ValueError`` for an out-of-range knob; returns ``self``."""
+        for name in ("hflip_p", "jpeg_p", "blur_p", "color_p"):
+            p = getattr(self, name)
+            if not 0 <= p <= 1:
+                raise ValueError(f"AugmentConfig.{name} is a probability in [0, 1], got {p!r}")
+        (s0, s1), (r0, r1) = self.crop_scale, self.crop_ratio
+        if not (0 < s0 <= s1 <= 1):
+            raise ValueError(f"AugmentConfig.crop_scale must satisfy 0 < min <= max <= 1, got {self.crop_scale!r}")
+        if not (0 < r0 <= r1):
+            raise ValueError(f"AugmentConfig.crop_ratio must satisfy 0 < min <= max, got {self.crop_ratio!r}")
+        q0, q1 = self.jpeg_quality
+        if not (1 <= q0 <= q1 <= 100):
+            raise ValueError(f"AugmentConfig.jpeg_quality must satisfy 1 <= min <= max <= 100, got {self.jpeg_quality!r}")
+        if not (0 < self.blur_sigma[0] <= self.blur_sigma[1]):
+            raise ValueError(f"AugmentConfig.blur_sigma must satisfy 0 < min <= max, got {self.blur_sigma!r}")
+        for name in ("brightness", "contrast", "saturation"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"AugmentConfig.{name} must be >= 0, got {getattr(self, name)!r}")
+        if not 0 <= self.hue <= 0.5:
+            raise ValueError(f"AugmentConfig.hue must be in [0, 0.5], got {self.hue!r}")
+        if self.draft_upscale < 0:
+            raise ValueError(f"AugmentConfig.draft_upscale must be >= 0 (0 = off), got {self.draft_upscale!r}")
+        return self
 
 
 def _check_size(img_size: int) -> int:
@@ -50,18 +107,205 @@ def _check_size(img_size: int) -> int:
     return img_size
 
 
-def _finish(mean, std) -> list[v2.Transform]:
-    return [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean=list(mean), std=list(std))]
+class _Normalize:
+    """``(x - mean) / std`` for a ``uint8`` image (0..255, scaled as ``v2.ToDtype(scale=True)``)
+    or a float image in [0, 1]; the input is never modified."""
+
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        self.mean, self.std = tuple(float(m) for m in mean), tuple(float(s) for s in std)
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
+            raise ValueError(f"mean and std need 3 values each, std > 0; got mean={mean!r}, std={std!r}")
+        m, s = torch.tensor(self.mean), torch.tensor(self.std)
+        self._scale255 = (1.0 / (255.0 * s)).view(3, 1, 1)
+        self._scale1 = (1.0 / s).view(3, 1, 1)
+        self._shift = (-m / s).view(3, 1, 1)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype == torch.uint8:
+            return self.from_255_(x.to(torch.float32, memory_format=torch.contiguous_format))
+        x = x.to(torch.float32, memory_format=torch.contiguous_format, copy=True)
+        return x.mul_(self._scale1.to(x.device)).add_(self._shift.to(x.device))
+
+    def from_255_(self, x: torch.Tensor) -> torch.Tensor:
+        """In place on a contiguous float tensor holding 0..255 values."""
+        return x.mul_(self._scale255).add_(self._shift)
+
+
+def _resize(img: torch.Tensor, size: int) -> torch.Tensor:
+    """Antialiased bilinear resize of a ``(3, H, W)`` tensor to ``size`` x ``size``.
+
+    The same kernel as ``v2.functional.resize``, called directly on a channels-last copy:
+    torch's AVX2 ``uint8`` path wants that layout, and skipping the v2 dispatch halves the cost.
+    """
+    if img.shape[-2:] == (size, size):
+        return img
+    x = img.unsqueeze(0).contiguous(memory_format=torch.channels_last)
+    return nnf.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0]
+
+
+class EvalTransform:
+    """Resize (antialiased, whole image; face crops are square) and normalise.
+
+    ``decode_size``: with ``draft=True`` the dataset may decode a JPEG at reduced scale down to
+    this size (never below ``img_size``); ``None`` (the default, ``draft=False``) decodes in full.
+    """
+
+    def __init__(self, img_size: int = 128, mean: tuple[float, ...] = IMAGENET_MEAN,
+                 std: tuple[float, ...] = IMAGENET_STD, draft: bool = False) -> None:
+        self.img_size = _check_size(img_size)
+        self.normalize = _Normalize(mean, std)
+        self.decode_size = img_size if draft else None
+
+    def __call__(self, img: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.normalize(_resize(img, self.img_size))
+
+    def __repr__(self) -> str:
+        return (f"EvalTransform(resize {self.img_size}x{self.img_size} antialiased, normalize mean="
+                f"{self.normalize.mean} std={self.normalize.std}, decode_size={self.decode_size})")
+
+
+class TrainTransform:
+    """Random resized crop, flip, JPEG re-compression, blur, colour jitter, normalise.
+
+    Call it as ``t(img)`` (randomness from the global torch generator, so ``torch.manual_seed``
+    makes it repeatable) or ``t(img, generator=g)``. ``img`` is a ``uint8`` tensor ``(3, H, W)``;
+    the result a normalised ``float32`` tensor ``(3, img_size, img_size)``.
+    """
+
+    _N_CROP = 10  # crop attempts, as torchvision's RandomResizedCrop
+
+    def __init__(self, img_size: int = 128, augment: AugmentConfig | None = None,
+                 mean: tuple[float, ...] = IMAGENET_MEAN, std: tuple[float, ...] = IMAGENET_STD) -> None:
+        self.img_size = _check_size(img_size)
+        self.augment = a = (augment or AugmentConfig()).check()
+        self.normalize = _Normalize(mean, std)
+        self._log_ratio = (math.log(a.crop_ratio[0]), math.log(a.crop_ratio[1]))
+        # Smallest crop side relative to the image side (width: sqrt(scale * ratio), height:
+        # sqrt(scale / ratio)); the decoded image must keep it at >= img_size / draft_upscale.
+        smallest = min(math.sqrt(a.crop_scale[0] * a.crop_ratio[0]), math.sqrt(a.crop_scale[0] / a.crop_ratio[1]), 1.0)
+        self.decode_size = (math.ceil(img_size / (a.draft_upscale * smallest) - 1e-9)
+                            if a.draft_upscale > 0 else None)
+
+    # -- parameters ---------------------------------------------------------------------
+    def _crop_box(self, h: int, w: int, u: list[float]) -> tuple[int, int, int, int]:
+        """torchvision's RandomResizedCrop.get_params, fed from pre-drawn uniforms ``u``."""
+        a, area = self.augment, h * w
+        (s0, s1), (l0, l1) = a.crop_scale, self._log_ratio
+        for k in range(self._N_CROP):
+            us, ur, ui, uj = u[4 * k:4 * k + 4]
+            target = area * (s0 + (s1 - s0) * us)
+            ratio = math.exp(l0 + (l1 - l0) * ur)
+            cw, ch = int(round(math.sqrt(target * ratio))), int(round(math.sqrt(target / ratio)))
+            if 0 < cw <= w and 0 < ch <= h:
+                return int(ui * (h - ch + 1)), int(uj * (w - cw + 1)), ch, cw
+        in_ratio = w / h  # fallback: central crop with the ratio clamped
+        if in_ratio < a.crop_ratio[0]:
+            cw, ch = w, int(round(w / a.crop_ratio[0]))
+        elif in_ratio > a.crop_ratio[1]:
+            ch, cw = h, int(round(h * a.crop_ratio[1]))
+        else:
+            cw, ch = w, h
+        return (h - ch) // 2, (w - cw) // 2, ch, cw
+
+    # -- steps --------------------------------------------------------------------------
+    @staticmethod
+    def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+        """Separable 5-tap Gaussian (reflect padding) on a float ``(3, H, W)`` tensor."""
+        k = [math.exp(-0.5 * (i / sigma) ** 2) for i in (0, 1, 2)]
+        k0, k1, k2 = (v / (k[0] + 2 * k[1] + 2 * k[2]) for v in k)
+        h, w = x.shape[-2:]
+        p = nnf.pad(x.unsqueeze(0), (2, 2, 2, 2), mode="reflect")[0]
+        rows = p[:, :, 2:2 + w] * k0  # symmetric taps: add the mirrored pair, then scale once
+        rows.add_(p[:, :, 1:1 + w] + p[:, :, 3:3 + w], alpha=k1).add_(p[:, :, 0:w] + p[:, :, 4:4 + w], alpha=k2)
+        out = rows[:, 2:2 + h] * k0
+        out.add_(rows[:, 1:1 + h] + rows[:, 3:3 + h], alpha=k1).add_(rows[:, 0:h] + rows[:, 4:4 + h], alpha=k2)
+        return out
+
+    def _jitter(self, x: torch.Tensor, u: list[float]) -> torch.Tensor:
+        """Brightness, contrast and saturation in a random order, as one colour matrix.
+
+        Each of the three is affine in RGB (brightness scales, contrast blends with the mean
+        grey level, saturation with the pixel's own grey level), so any order of them is one
+        3x3 matrix plus an offset: one matrix product over the image instead of three
+        ``uint8`` -> float -> ``uint8`` passes. Unlike ``v2.ColorJitter`` the result is clipped
+        to 0..255 once at the end, not after every step. Hue (off by default) follows.
+        """
+        a = self.augment
+
+        def factor(amount: float, v: float) -> float:  # uniform in [max(0, 1 - amount), 1 + amount]
+            lo = max(0.0, 1.0 - amount)
+            return lo + (1.0 + amount - lo) * v
+
+        g = _GRAY
+        m = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]  # 3x3 algebra in Python: no tiny tensors
+        d = [0.0, 0.0, 0.0]
+        mu: list[float] | None = None
+        for op in sorted(range(3), key=lambda i: u[i]):
+            if op == 0 and a.brightness > 0:
+                f = factor(a.brightness, u[4])
+                m, d = [[f * v for v in row] for row in m], [f * v for v in d]
+            elif op == 1 and a.contrast > 0:
+                f = factor(a.contrast, u[5])
+                if mu is None:
+                    mu = x.reshape(3, -1).mean(1).tolist()
+                grey = sum(g[i] * (sum(m[i][j] * mu[j] for j in range(3)) + d[i]) for i in range(3))
+                m, d = [[f * v for v in row] for row in m], [f * v + (1 - f) * grey for v in d]
+            elif op == 2 and a.saturation > 0:
+                f = factor(a.saturation, u[6])
+                sat = [[f * (i == j) + (1 - f) * g[j] for j in range(3)] for i in range(3)]
+                m = [[sum(sat[i][k] * m[k][j] for k in range(3)) for j in range(3)] for i in range(3)]
+                d = [sum(sat[i][k] * d[k] for k in range(3)) for i in range(3)]
+        h, w = x.shape[-2:]
+        x = torch.addmm(torch.tensor(d).view(3, 1), torch.tensor(m), x.reshape(3, -1))
+        x = x.clamp_(0, 255).view(3, h, w)
+        if a.hue > 0:
+            x = F.adjust_hue(x.div_(255), a.hue * (2 * u[7] - 1)).mul_(255)
+        return x
+
+    def __call__(self, img: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        a, size = self.augment, self.img_size
+        if img.dtype != torch.uint8:  # a float image in [0, 1]: the steps below work on 0..255 levels
+            img = img.mul(255).round_().clamp_(0, 255).to(torch.uint8)
+        u = torch.rand(4 * self._N_CROP + 14, generator=generator, dtype=torch.float64).tolist()
+        h, w = img.shape[-2:]
+        top, left, ch, cw = self._crop_box(h, w, u)
+        c = 4 * self._N_CROP
+        img = _resize(img[..., top:top + ch, left:left + cw], size)
+        if u[c] < a.hflip_p:
+            img = img.flip(-1)
+        if u[c + 1] < a.jpeg_p:
+            q0, q1 = a.jpeg_quality
+            img = jpeg_roundtrip(img, q0 + min(int(u[c + 2] * (q1 - q0 + 1)), q1 - q0))
+        x = img.to(torch.float32, memory_format=torch.contiguous_format)
+        if u[c + 3] < a.blur_p:
+            s0, s1 = a.blur_sigma
+            x = self._blur(x, s0 + (s1 - s0) * u[c + 4])
+        if u[c + 5] < a.color_p:
+            x = self._jitter(x, u[c + 6:c + 14])
+        return self.normalize.from_255_(x)
+
+    def __repr__(self) -> str:
+        a = self.augment
+        return (f"TrainTransform({self.img_size} px: crop scale={a.crop_scale} ratio={a.crop_ratio}, "
+                f"hflip p={a.hflip_p}, jpeg p={a.jpeg_p} q={a.jpeg_quality}, blur p={a.blur_p} "
+                f"sigma={a.blur_sigma}, colour p={a.color_p} (b={a.brightness}, c={a.contrast}, "
+                f"s={a.saturation}, h={a.hue}), normalize, decode_size={self.decode_size})")
 
 
 def eval_transform(
     img_size: int = 128,
     mean: tuple[float, ...] = IMAGENET_MEAN,
     std: tuple[float, ...] = IMAGENET_STD,
-) -> v2.Compose:
-    """Resize (antialiased, whole image, aspect ratio ignored as face crops are square) + normalise."""
-    _check_size(img_size)
-    return v2.Compose([v2.Resize((img_size, img_size), antialias=True), *_finish(mean, std)])
+    *,
+    draft: bool = False,
+) -> EvalTransform:
+    """Resize (antialiased, whole image, aspect ratio ignored as face crops are square) + normalise.
+
+    ``draft=True`` lets the dataset decode large JPEGs at reduced scale (never below
+    ``img_size``): faster, but not the same pixels. Off by default because it moved the
+    predictions of detectors trained on full decodes (see ``benchmarks/data_throughput.py``).
+    """
+    return EvalTransform(img_size, mean, std, draft=draft)
 
 
 def train_transform(
@@ -69,22 +313,24 @@ def train_transform(
     augment: AugmentConfig | None = None,
     mean: tuple[float, ...] = IMAGENET_MEAN,
     std: tuple[float, ...] = IMAGENET_STD,
-) -> v2.Compose:
+) -> TrainTransform:
     """Flip, small resized crop, JPEG re-compression, blur and colour jitter, then normalise."""
-    _check_size(img_size)
-    a = augment or AugmentConfig()
-    steps: list[v2.Transform] = [
-        v2.RandomResizedCrop(img_size, scale=a.crop_scale, ratio=a.crop_ratio, antialias=True),
-        v2.RandomHorizontalFlip(a.hflip_p),
-    ]
-    if a.jpeg_p > 0:
-        steps.append(v2.RandomApply([v2.JPEG(quality=list(a.jpeg_quality))], p=a.jpeg_p))
-    if a.blur_p > 0:
-        steps.append(v2.RandomApply([v2.GaussianBlur(kernel_size=5, sigma=a.blur_sigma)], p=a.blur_p))
-    if a.color_p > 0:
-        jitter = v2.ColorJitter(a.brightness, a.contrast, a.saturation, a.hue)
-        steps.append(v2.RandomApply([jitter], p=a.color_p))
-    return v2.Compose([*steps, *_finish(mean, std)])
+    return TrainTransform(img_size, augment, mean, std)
+
+
+def apply_transform(transform, img: torch.Tensor, seed: int | None = None) -> torch.Tensor:
+    """``transform(img)``; with ``seed``, its randomness is drawn from a generator seeded so.
+
+    Our transforms take the generator directly; any other callable runs in a forked global RNG
+    scope, so the main process's generator (dropout, ...) is left untouched either way.
+    """
+    if seed is None:
+        return transform(img)
+    if isinstance(transform, (TrainTransform, EvalTransform)):
+        return transform(img, generator=torch.Generator().manual_seed(int(seed)))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        return transform(img)
 
 
 def denormalize(
