@@ -143,6 +143,39 @@ def save_detector(model: nn.Module, path: str | os.PathLike, card: dict[str, Any
     return weights_path, card_path
 
 
+def annotate_detector(path: str | os.PathLike, **sections: Any) -> dict[str, Any]:
+    """Add or replace top-level ``sections`` of a saved detector's card, in both files, atomically.
+
+    For what is known only after training, e.g. ``annotate_detector(p, test_metrics={...},
+    provenance={...})``. The weights are unchanged (the card embedded in them is rewritten).
+    Returns the new card.
+    """
+    from safetensors.torch import save
+
+    for key in sections:
+        if key in ("architecture", "img_size", "normalization", "weights", "format"):
+            raise ValueError(f"annotate_detector cannot change {key!r}: it describes the weights; retrain instead")
+    tensors, card = _load_pair(path)
+    card = {k: v for k, v in card.items() if k != "weights"}
+    card.update(json.loads(json.dumps(sections)))
+    weights_path, card_path = detector_paths(path)
+    data = save(tensors, metadata={"format": "pt", "dflib_card": json.dumps(card)})
+    atomic_write_bytes(weights_path, data)
+    full = {**card, "weights": {"file": weights_path.name, "sha256": hashlib.sha256(data).hexdigest(),
+                                "bytes": len(data), "parameters": _parameter_count(tensors, card)}}
+    atomic_write_text(card_path, json.dumps(full, indent=2) + "\n")
+    return full
+
+
+def _parameter_count(tensors: dict[str, torch.Tensor], card: dict[str, Any]) -> int:
+    """Parameters (not buffers) of the weights: rebuild the model on the meta device to tell them apart."""
+    from dflib.models import create_model_from_config
+
+    with torch.device("meta"):
+        model = create_model_from_config(card["architecture"])
+    return int(sum(p.numel() for p in model.parameters()))
+
+
 def _read_weights(weights_path: Path) -> tuple[dict[str, torch.Tensor], dict | None, str]:
     """Tensors, the embedded card (or None) and the SHA-256 of one safetensors file."""
     from safetensors import SafetensorError

@@ -132,12 +132,17 @@ def grad_cam(model: nn.Module, images: torch.Tensor, *, target: str | int | None
     return _normalize(_upsample(cam, x0.shape[-2:]), subtract_min=False).cpu()
 
 
-def rollout(attentions: Sequence[torch.Tensor], *, num_prefix: int = 1, head_fusion: str = "mean") -> torch.Tensor:
+def rollout(attentions: Sequence[torch.Tensor], *, num_prefix: int = 1, head_fusion: str = "mean",
+            query: str = "cls") -> torch.Tensor:
     """Attention rollout of per-block maps ``(N, heads, L, L)`` (first block first).
 
-    Returns the class token's rolled-out attention to each patch token, ``(N, L - num_prefix)``
-    (un-normalised; the rows of the rolled-out matrix sum to 1).
+    Returns the rolled-out attention to each patch token, ``(N, L - num_prefix)``, of the token(s)
+    the model classifies from: the class token (``query="cls"``) or, for a ViT that averages its
+    patch tokens (``pool="mean"``), the mean over the patch tokens (``query="mean"``).
+    Un-normalised; the rows of the rolled-out matrix sum to 1.
     """
+    if query not in ("cls", "mean"):
+        raise ValueError(f"query must be 'cls' or 'mean', got {query!r}")
     if not attentions:
         raise ValueError("attention rollout needs at least one attention map")
     fuse = {"mean": lambda a: a.mean(1), "max": lambda a: a.amax(1), "min": lambda a: a.amin(1)}
@@ -152,7 +157,8 @@ def rollout(attentions: Sequence[torch.Tensor], *, num_prefix: int = 1, head_fus
         a = a + eye  # the residual connection carries each token on unchanged
         a = a / a.sum(dim=-1, keepdim=True)  # renormalise rows (= 0.5 A + 0.5 I for softmax rows)
         result = a if result is None else a @ result  # later blocks act after earlier ones
-    return result[:, 0, num_prefix:].float()
+    rows = result[:, 0] if query == "cls" else result[:, num_prefix:].mean(dim=1)
+    return rows[:, num_prefix:].float()
 
 
 def attention_rollout(model: nn.Module, images: torch.Tensor, *, head_fusion: str = "mean") -> torch.Tensor:
@@ -169,7 +175,8 @@ def attention_rollout(model: nn.Module, images: torch.Tensor, *, head_fusion: st
         model.train(was_training)
     maps = out[1]
     prefix = int(getattr(model, "num_prefix_tokens", 1))
-    cls = rollout(maps, num_prefix=prefix, head_fusion=head_fusion)  # (N, gh*gw)
+    query = "mean" if getattr(model, "pool_type", "cls") == "mean" else "cls"
+    cls = rollout(maps, num_prefix=prefix, head_fusion=head_fusion, query=query)  # (N, gh*gw)
     patch = int(getattr(model, "patch_size", 0)) or None
     h, w = x0.shape[-2:]
     gh = h // patch if patch else max(1, round(math.sqrt(cls.shape[1] * h / w)))

@@ -193,12 +193,22 @@ def per_method_bars(tables: Mapping[str, pd.DataFrame] | pd.DataFrame, metric: s
     return fig
 
 
-def confident_mistakes(labels, scores, threshold: float = 0.5, k: int = 12) -> np.ndarray:
-    """Indices of the ``k`` most confident wrong calls: reals with the highest P(fake), fakes with the lowest."""
+def confident_mistakes(labels, scores, threshold: float = 0.5, k: int = 12, balanced: bool = False) -> np.ndarray:
+    """Indices of the ``k`` most confident wrong calls: reals with the highest P(fake), fakes with the lowest.
+
+    ``balanced=True`` takes half of them among the reals flagged as fake and half among the
+    missed fakes (the other kind fills in when one kind has too few), so a detector that makes
+    mostly one kind of mistake still shows both; reals first, each kind most confident first.
+    """
     y, s = _as_arrays(labels, scores)
     wrong = np.flatnonzero((s >= threshold) != (y == 1))
     confidence = np.where(y[wrong] == 1, threshold - s[wrong], s[wrong] - threshold)
-    return wrong[np.argsort(-confidence, kind="stable")[:k]]
+    ranked = wrong[np.argsort(-confidence, kind="stable")]
+    if not balanced:
+        return ranked[:k]
+    reals, fakes = ranked[y[ranked] == 0], ranked[y[ranked] == 1]
+    n_real = min(len(reals), max(k - len(fakes), (k + 1) // 2))
+    return np.concatenate([reals[:n_real], fakes[:k - n_real]])
 
 
 def mistake_gallery(images: Sequence, scores: Sequence[float], labels: Sequence[int], threshold: float = 0.5,

@@ -346,6 +346,45 @@ def predict_ensemble(paths: Iterable[str | os.PathLike] | str | os.PathLike,
     return df
 
 
+def explanation_overlays(paths: Iterable[str | os.PathLike] | str | os.PathLike, checkpoint: DetectorLike, *,
+                         batch_size: int = 32, device: str | torch.device = "auto",
+                         max_side: int = DISPLAY_MAX_SIDE) -> dict[str, np.ndarray | None]:
+    """``{path: heatmap overlay}`` for every image under ``paths``, in memory (notebook 07's gallery).
+
+    The same overlays ``predict_paths(..., explain_dir=...)`` writes as PNGs: Grad-CAM for a CNN,
+    attention rollout for a ViT (:func:`dflib.explain.explain`), computed on the input the
+    detector sees and drawn on the original image shrunk to at most ``max_side`` pixels
+    (``H x W x 3`` uint8). Keys are the paths as in the ``path`` column of the predictions;
+    an unreadable file maps to ``None``.
+    """
+    from dflib.explain import explain, overlay
+    from dflib.runtime import select_device
+
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"batch_size={batch_size!r} is invalid; use an integer >= 1")
+    files = find_images(paths)
+    dev = select_device(device)
+    detectors = load_detectors(checkpoint, dev)
+    if len(detectors) != 1:
+        raise ValueError("explanation_overlays takes one detector; call it once per detector")
+    model, card = detectors[0]
+    data = _Files(files, [_transform(card)], display=True)
+    out: dict[str, np.ndarray | None] = {}
+    for start in range(0, len(files), batch_size):
+        batch = [data[i] for i in range(start, min(start + batch_size, len(files)))]
+        good = [(i, xs[0], shown) for i, xs, err, shown in batch if err is None]
+        for i, _, err, _ in batch:
+            out[os.fspath(files[i])] = None
+        if not good:
+            continue
+        x = torch.stack([x for _, x, _ in good]).to(dev)
+        with torch.enable_grad():
+            heat = explain(model, x).detach().cpu()
+        for k, (i, _, shown) in enumerate(good):
+            out[os.fspath(files[i])] = overlay(_display_image(shown, max_side), heat[k])
+    return out
+
+
 # --------------------------------------------------------------------------- output
 def format_table(df: pd.DataFrame) -> str:
     """A readable text table of predictions plus a one-line summary (what the CLI prints)."""
@@ -394,5 +433,5 @@ def write_csv(df: pd.DataFrame, out: str | os.PathLike) -> Path:
 
 
 __all__ = ["predict_paths", "predict_ensemble", "find_images", "load_detectors", "card_threshold",
-           "explain_filenames", "format_table", "write_csv", "check_output_path", "is_image_file",
-           "NoImagesError", "IMAGE_EXTENSIONS", "COLUMNS", "DEFAULT_THRESHOLD"]
+           "explain_filenames", "explanation_overlays", "format_table", "write_csv", "check_output_path",
+           "is_image_file", "NoImagesError", "IMAGE_EXTENSIONS", "COLUMNS", "DEFAULT_THRESHOLD"]

@@ -219,3 +219,20 @@ def test_read_card_prefers_the_json(saved):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         load_detector(stem)  # a consistent pair loads without warnings
+
+
+def test_annotate_detector_updates_both_cards_and_keeps_weights(saved):
+    from dflib.checkpoint import annotate_detector, detector_paths, read_card
+
+    model, path = saved
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    card = annotate_detector(path, test_metrics={"split": "Test", "roc_auc": 0.97, "n": 0})
+    weights, card_path = detector_paths(path)
+    assert card["test_metrics"] == {"split": "Test", "roc_auc": 0.97, "n": 0}
+    assert card["weights"]["parameters"] == sum(p.numel() for p in model.parameters())
+    card_path.unlink()  # the copy embedded in the weights was rewritten too
+    assert read_card(weights)["test_metrics"]["roc_auc"] == 0.97
+    loaded, _ = dflib.load_detector(weights)
+    assert all(torch.equal(before[k], v) for k, v in loaded.state_dict().items())
+    with pytest.raises(ValueError, match="cannot change 'img_size'"):
+        annotate_detector(weights, img_size=64)

@@ -129,6 +129,8 @@ def test_attention_rollout_peaks_where_the_vit_attends():
 def test_explain_runs_on_the_presets(name):
     torch.manual_seed(0)
     model = create_model(name, img_size=64)
+    if name.startswith("vit"):  # its head starts at zero (no gradient to explain yet): give it weights
+        torch.nn.init.normal_(model.head.weight, std=0.1)
     x = torch.randn(2, 3, 64, 64)
     with torch.inference_mode():  # as a caller scoring images would be
         heat = explain(model, x)
@@ -156,3 +158,20 @@ def test_overlay_shapes_and_errors():
         overlay(u8, np.ones((2, 3, 4)))
     with pytest.raises(ValueError, match="normalised"):
         explain(create_model("resnet18_w16"), torch.rand(8, 8))
+
+
+def test_rollout_of_a_mean_pooled_vit_averages_the_patch_rows():
+    # tokens: 0 = CLS, 1..4 patches. Every patch attends only to token 2, CLS only to token 4.
+    # 0.5 A + 0.5 I: each patch row is 0.5 on itself + 0.5 on token 2 (token 2's row: 1.0 on itself).
+    # Mean of the 4 patch rows: token 2 gets (0.5 * 3 + 1) / 4 = 0.625, the others 0.5 / 4 = 0.125.
+    # The CLS row would say token 4 (0.5).
+    a = torch.zeros(5, 5)
+    a[1:, 2] = 1
+    a[0, 4] = 1
+    np.testing.assert_allclose(rollout([a[None, None]], query="mean")[0].numpy(),
+                               [0.125, 0.625, 0.125, 0.125], atol=1e-7)
+    np.testing.assert_allclose(rollout([a[None, None]], query="cls")[0].numpy(), [0, 0, 0, 0.5], atol=1e-7)
+    model = create_model("vit_face_p8_128", img_size=32, depth=1, pool="mean")
+    assert explain(model, torch.randn(1, 3, 32, 32)).shape == (1, 32, 32)
+    with pytest.raises(ValueError, match="query"):
+        rollout([a[None, None]], query="max")

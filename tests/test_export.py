@@ -31,11 +31,14 @@ def trained_like(name: str, **kwargs) -> torch.nn.Module:
 
     At initialisation SqueezeNeXt's logits are in the thousands (its batch norms are still the
     identity), where float32 rounding alone is ~1e-3 in absolute terms; a trained detector's
-    logits are a few units. Rescaling the head gives that range without training.
+    logits are a few units. Rescaling the head gives that range without training. (The ViT's
+    head starts at zero, as in torchvision; it gets random weights first.)
     """
     torch.manual_seed(0)
     model = create_model(name, **kwargs).eval()
     with torch.no_grad():
+        if not model.head.weight.any():
+            torch.nn.init.normal_(model.head.weight, std=0.02)
         scale = model(torch.randn(8, 3, SIZE, SIZE)).abs().max() / 4
         model.head.weight /= scale
         model.head.bias /= scale

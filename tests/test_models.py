@@ -303,3 +303,41 @@ def test_trainable_parameter_count() -> None:
     total = count_parameters(model)
     model.stem.requires_grad_(False)
     assert count_parameters(model, trainable_only=True) == total - count_parameters(model.stem)
+
+
+def test_squeezenext_residual_init_starts_units_near_identity() -> None:
+    from dflib.models.squeezenext import SqueezeNeXtUnit
+
+    model = create_model("sqnxt23_w1", residual_init=0.2)
+    gammas = [m.expand.bn.weight for m in model.modules() if isinstance(m, SqueezeNeXtUnit)]
+    assert len(gammas) == 21 and all(torch.allclose(g, torch.full_like(g, 0.2)) for g in gammas)
+    reference_like = create_model("sqnxt23_w1", residual_init=1.0)
+    assert all(torch.all(m.expand.bn.weight == 1) for m in reference_like.modules() if isinstance(m, SqueezeNeXtUnit))
+    with pytest.raises(ValueError, match="residual_init must be positive"):
+        create_model("sqnxt23_w1", residual_init=0.0)
+
+
+def test_vit_conv_stem_and_mean_pool_options() -> None:
+    model = create_model("vit_face_p8_128", img_size=64, depth=2, embed_dim=48, num_heads=3, stem="conv", pool="mean")
+    assert model.embed.grid == 8 and isinstance(model.embed.proj, torch.nn.Sequential)
+    strides = [m.stride[0] for m in model.embed.proj.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert strides == [2, 2, 2, 1]  # three stride-2 3x3 convs = one 8 px patch per token, then 1x1
+    x = torch.randn(2, 3, 64, 64, requires_grad=True)
+    out = model(x)
+    assert out.shape == (2,)
+    out.sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+    # mean pooling ignores the class token: changing it leaves the output unchanged
+    model.eval()
+    with torch.no_grad():
+        before = model(x)
+        model.embed.cls_token.add_(1.0)
+        model.blocks = model.blocks[:0]  # with no blocks the class token cannot reach the patch tokens
+        a = model(x)
+        model.embed.cls_token.sub_(5.0)
+        assert torch.allclose(a, model(x))
+    assert before.shape == (2,)
+    with pytest.raises(ValueError, match="power-of-two"):
+        create_model("vit_face_p8_128", patch_size=6, stem="conv")
+    with pytest.raises(ValueError, match="pool must be"):
+        create_model("vit_face_p8_128", pool="max")

@@ -58,3 +58,15 @@ def test_robustness_method_and_gallery_figures():
     assert isinstance(pe.mistake_gallery([], [], []), plt.Figure)
     img = torch.randint(0, 256, (3, 32, 32), dtype=torch.uint8)
     assert isinstance(pe.degradation_examples(img, {"jpeg": (90, 30), "blur": (0.0, 2.0)}), plt.Figure)
+
+
+def test_confident_mistakes_balanced_shows_both_kinds():
+    # reals 0..3 all flagged (0.9, 0.8, 0.7, 0.6), fakes 4..5 missed (0.05, 0.35), fake 6 caught
+    labels = [0, 0, 0, 0, 1, 1, 1]
+    scores = [0.9, 0.8, 0.7, 0.6, 0.05, 0.35, 0.95]
+    assert pe.confident_mistakes(labels, scores, 0.5, k=4).tolist() == [4, 0, 1, 2]
+    assert pe.confident_mistakes(labels, scores, 0.5, k=4, balanced=True).tolist() == [0, 1, 4, 5]
+    assert pe.confident_mistakes(labels, scores, 0.5, k=5, balanced=True).tolist() == [0, 1, 2, 4, 5]
+    # Too few missed fakes: the reals fill in.
+    assert pe.confident_mistakes(labels, scores, 0.5, k=6, balanced=True).tolist() == [0, 1, 2, 3, 4, 5]
+    assert pe.confident_mistakes(labels, scores, 0.2, k=4, balanced=True).tolist() == [0, 1, 2, 4]

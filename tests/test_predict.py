@@ -208,3 +208,21 @@ def test_repository_examples_match_their_labels():
     assert labels["label"].value_counts().to_dict() == {"real": 6, "fake": 6}
     assert all((folder / p).is_file() for p in labels["path"])
     assert sorted(p.name for p in find_images(folder)) == sorted(labels["path"])
+
+
+def test_explanation_overlays_in_memory(images, checkpoint):
+    from dflib.data.io import read_image_tensor
+    from dflib.predict import explanation_overlays
+
+    maps = explanation_overlays(images, checkpoint, device="cpu")
+    df = predict_paths([images], checkpoint, device="cpu", progress=False)
+    assert list(maps) == list(df["path"])  # same keys, same order as the predictions
+    for path, error in zip(df["path"], df["error"]):
+        ov = maps[path]
+        if isinstance(error, str):
+            assert ov is None
+        else:  # drawn on the original image (40 or 24 px here), not on the 32 px model input
+            h, w = read_image_tensor(path).shape[-2:]
+            assert ov.dtype == np.uint8 and ov.shape == (h, w, 3)
+    with pytest.raises(ValueError, match="one detector"):
+        explanation_overlays(images, [checkpoint, checkpoint], device="cpu")

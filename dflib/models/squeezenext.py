@@ -100,6 +100,11 @@ class SqueezeNeXt(Detector):
         blocks: units per stage, overrides ``version``.
         drop_rate: dropout before the classifier.
         in_chans: input channels.
+        residual_init: initial BatchNorm scale of every unit's expand layer (the reference uses 1).
+            A small value starts each unit close to the identity, the trick ResNet plays with
+            zero-init residuals (exactly 0 would kill the unit: a ReLU follows that BatchNorm and
+            ReLU has no gradient at 0). With 1.0, sqnxt23_w1 sat near chance for several epochs
+            on the embedded sample; with 0.2 it learned in two (see notebook 02).
     """
 
     def __init__(
@@ -110,8 +115,11 @@ class SqueezeNeXt(Detector):
         blocks: tuple[int, ...] | None = None,
         drop_rate: float = 0.0,
         in_chans: int = 3,
+        residual_init: float = 0.2,
     ) -> None:
         super().__init__(num_classes)
+        if not residual_init > 0:
+            raise ValueError(f"residual_init must be positive, got {residual_init!r}")
         if blocks is None:
             if version not in VERSIONS:
                 raise ValueError(f"version must be one of {sorted(VERSIONS)}, got {version!r}")
@@ -151,14 +159,16 @@ class SqueezeNeXt(Detector):
         self.final_block = ConvBNReLU(in_channels, final_channels, 1)
         self.pool = global_pool(drop_rate)
         self.head = nn.Linear(final_channels, num_classes)
-        self._init_weights()
+        self._init_weights(residual_init)
 
-    def _init_weights(self) -> None:
+    def _init_weights(self, residual_init: float) -> None:
         """Kaiming-uniform convolutions, zero biases (as in the reference implementation)."""
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_uniform_(m.weight)
                 nn.init.zeros_(m.bias)
+            elif isinstance(m, SqueezeNeXtUnit):
+                nn.init.constant_(m.expand.bn.weight, residual_init)
 
     def named_stages(self) -> list[tuple[str, nn.Module]]:
         return [

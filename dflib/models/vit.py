@@ -46,19 +46,46 @@ def resize_pos_embed(pos_embed: torch.Tensor, grid: tuple[int, int], num_prefix:
     return torch.cat([prefix, patches], dim=1)
 
 
+def conv_stem(in_chans: int, dim: int, patch_size: int) -> nn.Sequential:
+    """The "early convolutions" patchifier of Xiao et al. 2021 (arXiv:2106.14881).
+
+    log2(P) stride-2 3x3 convolutions (BatchNorm + ReLU, channels doubling up to D), then a 1x1
+    convolution to D: the same (N, D, H/P, W/P) token grid as the one-conv patchifier, but each
+    token now sees overlapping, locally filtered pixels. It gives the transformer the locality a
+    CNN has built in, and makes ViTs train far more easily on small data.
+    """
+    steps = patch_size.bit_length() - 1
+    if patch_size < 2 or 2 ** steps != patch_size:
+        raise ValueError(f"stem='conv' needs a power-of-two patch_size >= 2, got {patch_size}")
+    layers: list[nn.Module] = []
+    channels = [max(16, dim // 2 ** (steps - 1 - i)) for i in range(steps)]  # ..., D/4, D/2, D
+    c_in = in_chans
+    for c_out in channels:
+        layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+        c_in = c_out
+    layers.append(nn.Conv2d(c_in, dim, 1))
+    return nn.Sequential(*layers)
+
+
 class PatchEmbedding(nn.Module):
     """Image -> tokens: P x P patches through one strided conv, class token, position embeddings.
 
     A conv with kernel = stride = P is exactly "flatten each patch and apply one Linear layer".
+    With ``stem="conv"`` a small stack of strided 3x3 convolutions makes the same token grid
+    (:func:`conv_stem`).
     """
 
-    def __init__(self, img_size: int, patch_size: int, in_chans: int, dim: int, drop_rate: float = 0.0) -> None:
+    def __init__(self, img_size: int, patch_size: int, in_chans: int, dim: int, drop_rate: float = 0.0,
+                 stem: str = "patch") -> None:
         super().__init__()
         if img_size < patch_size:
             raise ValueError(f"img_size ({img_size}) must be at least patch_size ({patch_size})")
+        if stem not in ("patch", "conv"):
+            raise ValueError(f"stem must be 'patch' (one linear map per patch) or 'conv' (early convolutions), got {stem!r}")
         self.patch_size = patch_size
         self.grid = img_size // patch_size
-        self.proj = nn.Conv2d(in_chans, dim, kernel_size=patch_size, stride=patch_size)
+        self.proj: nn.Module = (nn.Conv2d(in_chans, dim, kernel_size=patch_size, stride=patch_size)
+                                if stem == "patch" else conv_stem(in_chans, dim, patch_size))
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, 1 + self.grid * self.grid, dim))
         self.drop = nn.Dropout(drop_rate)
@@ -155,6 +182,21 @@ class ClassTokenPool(nn.Module):
         return x[:, 0]
 
 
+class TokenMeanPool(nn.Module):
+    """Average the patch tokens (not the class token): ``(N, L, D) -> (N, D)``.
+
+    Global average pooling as in a CNN: evidence found in any patch counts equally, which suits
+    detectors of local traces and small training sets (Zhai et al. 2022, "Better plain ViT baselines").
+    """
+
+    def __init__(self, num_prefix_tokens: int = 1) -> None:
+        super().__init__()
+        self.num_prefix_tokens = num_prefix_tokens
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, self.num_prefix_tokens:].mean(dim=1)
+
+
 class ViT(Detector):
     """Vision Transformer classifier / detector.
 
@@ -166,6 +208,10 @@ class ViT(Detector):
         drop_rate: dropout after the embeddings, in attention/MLP outputs and before the head.
         attn_drop_rate: dropout on the attention weights.
         in_chans: input channels.
+        stem: "patch" (the paper's linear patch embedding) or "conv" (strided 3x3 convolutions,
+            Xiao et al. 2021; see :func:`conv_stem`).
+        pool: "cls" (the paper: classify from the class token) or "mean" (average of the patch
+            tokens, see :class:`TokenMeanPool`).
     """
 
     def __init__(
@@ -180,6 +226,8 @@ class ViT(Detector):
         drop_rate: float = 0.0,
         attn_drop_rate: float = 0.0,
         in_chans: int = 3,
+        stem: str = "patch",
+        pool: str = "cls",
     ) -> None:
         super().__init__(num_classes)
         for name, value in {"img_size": img_size, "patch_size": patch_size, "embed_dim": embed_dim,
@@ -188,26 +236,43 @@ class ViT(Detector):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         self.patch_size = patch_size
         self.num_prefix_tokens = 1  # the class token
-        self.embed = PatchEmbedding(img_size, patch_size, in_chans, embed_dim, drop_rate)
+        self.embed = PatchEmbedding(img_size, patch_size, in_chans, embed_dim, drop_rate, stem)
         self.blocks = nn.Sequential(
             *[EncoderBlock(embed_dim, num_heads, mlp_ratio, drop_rate, attn_drop_rate) for _ in range(depth)]
         )
         self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
-        self.pool = nn.Sequential(ClassTokenPool(), nn.Dropout(drop_rate))
+        if pool not in ("cls", "mean"):
+            raise ValueError(f"pool must be 'cls' (class token) or 'mean' (average of patch tokens), got {pool!r}")
+        self.pool_type = pool
+        self.pool = nn.Sequential(ClassTokenPool() if pool == "cls" else TokenMeanPool(self.num_prefix_tokens),
+                                  nn.Dropout(drop_rate))
         self.head = nn.Linear(embed_dim, num_classes)
         self._init_weights()
 
     def _init_weights(self) -> None:
-        """Truncated-normal(0.02) Linear weights and position embeddings, zero biases (as in ViT/timm);
-        LeCun-normal patch projection so tokens start with unit-scale entries."""
+        """Xavier-uniform Linear weights, zero biases and a zero head (as torchvision's ViT), 0.02
+        position embeddings, LeCun-normal patch projection so tokens start with unit-scale entries.
+
+        timm's truncated-normal(0.02) for every Linear suits ViT-B (D = 768); in the narrow ViTs
+        this course trains on CPU it leaves the attention almost uniform for a long time (a
+        one-batch overfit stalled at loss ~0.4 where the Xavier init reaches ~0).
+        """
         for m in self.modules():
             if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
+                nn.init.xavier_uniform_(m.weight)
                 nn.init.zeros_(m.bias)
+        nn.init.zeros_(self.head.weight)
         proj = self.embed.proj
-        fan_in = proj.in_channels * proj.kernel_size[0] * proj.kernel_size[1]
-        nn.init.trunc_normal_(proj.weight, std=math.sqrt(1.0 / fan_in))
-        nn.init.zeros_(proj.bias)
+        if isinstance(proj, nn.Conv2d):
+            fan_in = proj.in_channels * proj.kernel_size[0] * proj.kernel_size[1]
+            nn.init.trunc_normal_(proj.weight, std=math.sqrt(1.0 / fan_in))
+            nn.init.zeros_(proj.bias)
+        else:  # conv stem: He init for the ReLU convolutions
+            for m in proj.modules():
+                if isinstance(m, nn.Conv2d):
+                    nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                    if m.bias is not None:
+                        nn.init.zeros_(m.bias)
         nn.init.trunc_normal_(self.embed.pos_embed, std=0.02)
 
     def named_stages(self) -> list[tuple[str, nn.Module]]:
@@ -216,8 +281,11 @@ class ViT(Detector):
 
     @property
     def cam_layer(self) -> nn.Module:
-        """Last encoder block; its output is tokens ``(N, 1 + gh*gw, D)``, not a feature map:
-        drop the class token and reshape to ``(N, D, gh, gw)`` before Grad-CAM."""
+        """Last encoder block. With ``pool="cls"`` its output reaches the head only through the
+        class token, so the output's patch tokens get zero gradient: :func:`dflib.explain.grad_cam`
+        therefore hooks this block's ``norm1`` (the input of its attention; right for either pool),
+        drops the class token and reshapes the patch tokens to ``(N, D, gh, gw)``. Attention
+        rollout (:func:`dflib.explain.attention_rollout`) is the usual explanation for a ViT."""
         return self.blocks[-1]
 
     def attention_modules(self) -> list[MultiHeadSelfAttention]:

@@ -1,0 +1,90 @@
+"""The training recipe of each shipped detector: what notebook 05 and ``make run`` use.
+
+A recipe is a set of :func:`dflib.train.fit` settings chosen so that each detector reaches the
+course's quality bar on the embedded sample within a few CPU minutes (the numbers behind each
+choice are in notebooks 02-05). On the Kaggle data the same recipes are a sound start; there the
+data, not the CPU, is plentiful, so turn augmentation on and train longer (README, "Full data").
+
+    >>> from dflib.recipes import recipe
+    >>> fit(**recipe("resnet18_w16"), out="models")
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """``fit`` settings for one detector, and why they were chosen."""
+
+    model: str
+    img_size: int
+    epochs: int
+    lr: float
+    batch_size: int = 32
+    augment: bool = False
+    model_options: dict[str, Any] = field(default_factory=dict)
+    why: str = ""
+
+    def fit_kwargs(self) -> dict[str, Any]:
+        kw = asdict(self)
+        kw.pop("why")
+        kw["model_options"] = dict(self.model_options)
+        return kw
+
+
+RECIPES: dict[str, Recipe] = {
+    "sqnxt23_w1": Recipe(
+        "sqnxt23_w1", img_size=128, epochs=10, lr=2e-3,
+        why="0.6 M parameters; 128 px keeps the up-sampling and blending traces the stem would "
+            "otherwise blur away; residual_init 0.2 (the default) lets it learn in 2-3 epochs"),
+    "resnet18_w16": Recipe(
+        "resnet18_w16", img_size=128, epochs=10, lr=2e-3,
+        why="quarter-width ResNet-18 (0.7 M parameters, 2.8 MB): the CPU-friendly version of the "
+            "strongest reference architecture"),
+    "vit_face_p8_128": Recipe(
+        "vit_face_p8_128", img_size=96, epochs=12, lr=1e-3,
+        model_options={"depth": 4, "embed_dim": 96, "num_heads": 3, "stem": "conv"},
+        why="a narrow 4-block ViT on a 12x12 grid of 8 px patches; the convolutional stem "
+            "(Xiao et al. 2021) gives it the locality a plain patch embedding lacks on 800 images"),
+}
+
+
+def recipe(name: str, /, **overrides: Any) -> dict[str, Any]:
+    """``fit`` keyword arguments of the recipe for detector ``name``, updated with ``overrides``
+    (which may include ``name=``, the file stem of the checkpoint)."""
+    if name not in RECIPES:
+        raise ValueError(f"no recipe for {name!r}; choose one of {sorted(RECIPES)} "
+                         f"(or call dflib.train.fit with your own settings)")
+    kw = RECIPES[name].fit_kwargs()
+    unknown = set(overrides) - set(kw) - _FIT_ONLY
+    if unknown:
+        raise ValueError(f"unknown setting(s) {sorted(unknown)} for recipe {name!r}")
+    kw.update(overrides)
+    return kw
+
+
+_FIT_ONLY = {"data_dir", "out", "name", "seed", "device", "workers", "threads", "progress", "overwrite",
+             "resume", "limit_per_class", "patience", "amp", "channels_last", "compile", "deterministic",
+             "weight_decay", "optimizer", "warmup_epochs", "min_lr_ratio", "grad_clip", "label_smoothing",
+             "imbalance"}
+
+
+def recipes_table(names: list[str] | None = None) -> pd.DataFrame:
+    """The recipes as a table (one row per detector) for notebooks and the README."""
+    rows = []
+    for name in names or list(RECIPES):
+        r = RECIPES[name] if name in RECIPES else None
+        if r is None:
+            raise ValueError(f"no recipe for {name!r}; choose from {sorted(RECIPES)}")
+        opts = ", ".join(f"{k}={v}" for k, v in r.model_options.items()) or "preset"
+        rows.append({"detector": name, "img_size": r.img_size, "epochs": r.epochs, "lr": r.lr,
+                     "batch": r.batch_size, "augment": r.augment, "options": opts, "why": r.why})
+    return pd.DataFrame(rows).set_index("detector")
+
+
+__all__ = ["Recipe", "RECIPES", "recipe", "recipes_table"]
