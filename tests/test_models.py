@@ -96,7 +96,7 @@ def make_nontrivial_(model: nn.Module, img_size: int, seed: int = 0) -> nn.Modul
 def test_list_models_has_every_preset() -> None:
     names = list_models()
     assert names == sorted(names)
-    for n in [*PARAM_COUNTS, "sqnxt23_w3d2", "sqnxt23v5_w3d2", "sqnxt23v5_w2", "vit_face_p8_128", "resnet18_w32"]:
+    for n in [*PARAM_COUNTS, "sqnxt23_w3d2", "sqnxt23v5_w3d2", "sqnxt23v5_w2", "vit_face_p8_128", "vit_face_conv_128", "resnet18_w32"]:
         assert n in names
 
 
@@ -341,3 +341,6 @@ def test_vit_conv_stem_and_mean_pool_options() -> None:
         create_model("vit_face_p8_128", patch_size=6, stem="conv")
     with pytest.raises(ValueError, match="pool must be"):
         create_model("vit_face_p8_128", pool="max")
+    with pytest.raises(ValueError, match="no torchvision reference"):
+        build_reference("vit_face_conv_128")
+    assert create_model("vit_face_conv_128").pool_type == "mean"

@@ -177,6 +177,9 @@ def build_reference(name: str, num_classes: int = 1000, img_size: int = 224) -> 
         return getattr(tvm, name)(weights=None, num_classes=num_classes)
     if preset.cls is ViT:
         kw = preset.kwargs
+        if kw.get("stem", "patch") != "patch" or kw.get("pool", "cls") != "cls":
+            raise ValueError(f"{name} (convolutional stem / mean pooling) has no torchvision reference; "
+                             f"the references cover the plain ViT presets (stem='patch', pool='cls')")
         return tvm.VisionTransformer(
             image_size=img_size,
             patch_size=kw["patch_size"],

@@ -58,6 +58,10 @@ PRESETS: dict[str, Preset] = {
     "vit_base_patch16_224": _vit(768, 12, 12, what="ViT-B/16 (Dosovitskiy et al. 2021)"),
     "vit_face_p8_128": _vit(192, 6, 3, patch=8, img_size=128,
                             what="small ViT for 128 px faces: 8 px patches (16x16 grid), 6 blocks"),
+    "vit_face_conv_128": Preset(ViT, {"patch_size": 16, "embed_dim": 96, "depth": 4, "num_heads": 3,
+                                      "stem": "conv", "pool": "mean"}, img_size=128,
+                                description="narrow 4-block ViT for 128 px faces: convolutional stem (8x8 grid "
+                                            "of 16 px tokens) and mean pooling; trains from scratch on small data"),
 }
 
 
