@@ -27,6 +27,7 @@ class Recipe:
     lr: float
     batch_size: int = 32
     augment: bool = False
+    patience: int | None = None  # early stopping off: short budgets, and the ViT plateaus before it takes off
     model_options: dict[str, Any] = field(default_factory=dict)
     why: str = ""
 
@@ -69,7 +70,7 @@ def recipe(name: str, /, **overrides: Any) -> dict[str, Any]:
 
 
 _FIT_ONLY = {"data_dir", "out", "name", "seed", "device", "workers", "threads", "progress", "overwrite",
-             "resume", "limit_per_class", "patience", "amp", "channels_last", "compile", "deterministic",
+             "resume", "limit_per_class", "amp", "channels_last", "compile", "deterministic",
              "weight_decay", "optimizer", "warmup_epochs", "min_lr_ratio", "grad_clip", "label_smoothing",
              "imbalance"}
 
