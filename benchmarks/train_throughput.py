@@ -37,7 +37,7 @@ from dflib.runtime import cpu_threads
 from dflib.sampling import make_train_loader
 from dflib.train import TrainConfig, build_optimizer, train_one_epoch
 
-DEFAULT_MODELS = ["resnet18_w16", "resnet18_w32", "sqnxt23_w1", "vit_face_p8_128"]  # CPU-sized presets
+DEFAULT_MODELS = ["resnet18_w16", "resnet18_w32", "sqnxt23_w1", "vit_face_conv_128", "vit_face_p8_128"]  # CPU-sized presets
 
 
 class Batches:
