@@ -143,6 +143,19 @@ def save_detector(model: nn.Module, path: str | os.PathLike, card: dict[str, Any
     return weights_path, card_path
 
 
+def card_transform(card: dict[str, Any]):
+    """The evaluation transform a detector expects: resize to the card's ``img_size``, normalise with
+    its mean/std. Every place that feeds a saved detector (evaluate, predict, notebooks) uses this."""
+    from dflib.data.transforms import eval_transform
+
+    norm = card.get("normalization") or {}
+    kwargs = {k: tuple(norm[k]) for k in ("mean", "std") if k in norm}
+    size = card.get("img_size") or (card.get("architecture") or {}).get("img_size")
+    if size is None:
+        raise ValueError(f"model card of {card.get('name')!r} has no img_size; re-save it with dflib.checkpoint")
+    return eval_transform(int(size), **kwargs)
+
+
 def annotate_detector(path: str | os.PathLike, **sections: Any) -> dict[str, Any]:
     """Add or replace top-level ``sections`` of a saved detector's card, in both files, atomically.
 

@@ -134,17 +134,14 @@ def evaluate_checkpoint(
     The model, input size and normalisation come from the checkpoint's card; the threshold is
     the one chosen on validation when it was trained (``accuracy_at_threshold`` uses it).
     """
-    from dflib.checkpoint import load_detector
-    from dflib.data import DeepfakeDataset, eval_transform, make_loader, resolve_data_dir
+    from dflib.checkpoint import card_transform, load_detector
+    from dflib.data import DeepfakeDataset, make_loader, resolve_data_dir
     from dflib.runtime import select_device
 
     dev = select_device(device)
     model, card = load_detector(checkpoint, device=dev)
-    norm = card.get("normalization", {})
-    transform_args = {k: tuple(norm[k]) for k in ("mean", "std") if k in norm}
     root = resolve_data_dir(data_dir)
-    ds = DeepfakeDataset(root, split, eval_transform(int(card["img_size"]), **transform_args),
-                         limit_per_class=limit_per_class)
+    ds = DeepfakeDataset(root, split, card_transform(card), limit_per_class=limit_per_class)
     loader = make_loader(ds, batch_size, train=False, num_workers=workers, device=dev)
     scores, labels = predict_scores(model, loader, dev, progress=progress, desc=f"evaluate {ds.split}")
     threshold = card.get("threshold", {}).get("value", 0.5)
@@ -210,11 +207,10 @@ def score_split(model: torch.nn.Module, card: dict[str, Any], data_dir: str | os
     ``limit_per_class`` keeps a seeded subset (the same files for every model with the same
     ``seed``), for smoke runs.
     """
-    from dflib.data import DeepfakeDataset, eval_transform, make_loader
+    from dflib.checkpoint import card_transform
+    from dflib.data import DeepfakeDataset, make_loader
 
-    norm = card.get("normalization") or {}
-    transform = eval_transform(int(card["img_size"]), **{k: tuple(norm[k]) for k in ("mean", "std") if k in norm})
-    ds = DeepfakeDataset(data_dir, split, transform, limit_per_class=limit_per_class or None, seed=seed)
+    ds = DeepfakeDataset(data_dir, split, card_transform(card), limit_per_class=limit_per_class or None, seed=seed)
     loader = make_loader(ds, batch_size, train=False, num_workers=workers, device=device)
     logits, labels = predict_logits(model, loader, device, progress=progress,
                                     desc=f"{card.get('name', 'model')} on {ds.split}")

@@ -28,6 +28,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from dflib.checkpoint import card_transform
 from dflib.data.files import IMAGE_EXTENSIONS, NoImagesError, find_images, is_image_file
 
 COLUMNS = ["path", "p_fake", "label", "threshold", "model", "error"]
@@ -91,17 +92,6 @@ def _check_threshold(threshold: float | None) -> float | None:
     if not 0.0 <= t <= 1.0 or np.isnan(t):
         raise ValueError(f"threshold={threshold!r} is not a probability; use a value in [0, 1], e.g. 0.5")
     return t
-
-
-def _transform(card: dict[str, Any]):
-    from dflib.data.transforms import eval_transform
-
-    norm = card.get("normalization") or {}
-    kwargs = {k: tuple(norm[k]) for k in ("mean", "std") if k in norm}
-    size = card.get("img_size") or (card.get("architecture") or {}).get("img_size")
-    if size is None:
-        raise ValueError(f"model card of {card.get('name')!r} has no img_size; re-save it with dflib.checkpoint")
-    return eval_transform(int(size), **kwargs)
 
 
 def _names(detectors: Sequence[Detector]) -> list[str]:
@@ -223,7 +213,7 @@ def _score(paths: Sequence[Path], detectors: Sequence[Detector], device: torch.d
 
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"batch_size={batch_size!r} is invalid; use an integer >= 1")
-    data = _Files(paths, [_transform(card) for _, card in detectors], display=explain_dir is not None)
+    data = _Files(paths, [card_transform(card) for _, card in detectors], display=explain_dir is not None)
     loader = torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=workers,
                                          collate_fn=_collate)
     probs = np.full((len(paths), len(detectors)), np.nan)
@@ -368,7 +358,7 @@ def explanation_overlays(paths: Iterable[str | os.PathLike] | str | os.PathLike,
     if len(detectors) != 1:
         raise ValueError("explanation_overlays takes one detector; call it once per detector")
     model, card = detectors[0]
-    data = _Files(files, [_transform(card)], display=True)
+    data = _Files(files, [card_transform(card)], display=True)
     out: dict[str, np.ndarray | None] = {}
     for start in range(0, len(files), batch_size):
         batch = [data[i] for i in range(start, min(start + batch_size, len(files)))]

@@ -11,7 +11,7 @@ README for the commands and the time they take).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import pandas as pd
@@ -61,27 +61,23 @@ def recipe(name: str, /, **overrides: Any) -> dict[str, Any]:
     if name not in RECIPES:
         raise ValueError(f"no recipe for {name!r}; choose one of {sorted(RECIPES)} "
                          f"(or call dflib.train.fit with your own settings)")
+    from dflib.train import TrainConfig
+
     kw = RECIPES[name].fit_kwargs()
-    unknown = set(overrides) - set(kw) - _FIT_ONLY
+    unknown = set(overrides) - {f.name for f in fields(TrainConfig)}
     if unknown:
         raise ValueError(f"unknown setting(s) {sorted(unknown)} for recipe {name!r}")
     kw.update(overrides)
     return kw
 
 
-_FIT_ONLY = {"data_dir", "out", "name", "seed", "device", "workers", "threads", "progress", "overwrite",
-             "resume", "limit_per_class", "amp", "channels_last", "compile", "deterministic",
-             "weight_decay", "optimizer", "warmup_epochs", "min_lr_ratio", "grad_clip", "label_smoothing",
-             "imbalance"}
-
-
 def recipes_table(names: list[str] | None = None) -> pd.DataFrame:
     """The recipes as a table (one row per detector) for notebooks and the README."""
     rows = []
     for name in names or list(RECIPES):
-        r = RECIPES[name] if name in RECIPES else None
-        if r is None:
+        if name not in RECIPES:
             raise ValueError(f"no recipe for {name!r}; choose from {sorted(RECIPES)}")
+        r = RECIPES[name]
         opts = ", ".join(f"{k}={v}" for k, v in r.model_options.items()) or "preset"
         rows.append({"detector": name, "img_size": r.img_size, "epochs": r.epochs, "lr": r.lr,
                      "batch": r.batch_size, "augment": r.augment, "options": opts, "why": r.why})
