@@ -7,9 +7,10 @@ For each model, both sides run the engine's own training step (``dflib.train.tra
 forward, BCE loss, backward, clipping, AdamW, schedule):
 
 * full: batches come from the engine's training loader (``dflib.sampling.make_train_loader``
-  over ``dflib.data.DeepfakeDataset``) on the embedded sample: JPEG decoding, augmentation,
-  normalisation, batching, in ``--workers`` loader processes;
-* model only: the same number of batches, already in memory as tensors.
+  over ``dflib.data.DeepfakeDataset``, ``batched=True``) on the embedded sample: JPEG decoding,
+  crop, flip, JPEG re-compression and batching in ``--workers`` loader processes, then blur,
+  colour jitter and normalisation batched in the training process (the device is this CPU);
+* model only: the same number of batches, already in memory as finished tensors.
 
 Compute threads follow the engine's CPU policy (the cores the loader workers leave free).
 
@@ -34,7 +35,7 @@ import torch
 from dflib.data import AugmentConfig, DeepfakeDataset, default_num_workers, resolve_data_dir, train_transform
 from dflib.models import create_model
 from dflib.runtime import cpu_threads
-from dflib.sampling import make_train_loader
+from dflib.sampling import finish_batch, make_train_loader
 from dflib.train import TrainConfig, build_optimizer, train_one_epoch
 
 DEFAULT_MODELS = ["resnet18_w16", "resnet18_w32", "sqnxt23_w1", "vit_face_conv_128", "vit_face_p8_128"]  # CPU-sized presets
@@ -67,15 +68,15 @@ class Batches:
         return self.n
 
 
-def measure(model, batches, steps: int) -> float:
-    """Images per second of ``steps`` training steps over ``batches``."""
+def measure(model, batches, steps: int, transform=None) -> float:
+    """Images per second of ``steps`` training steps over ``batches`` (finished by ``transform``)."""
     cfg = TrainConfig(lr=1e-4)
     opt = build_optimizer(cfg, model)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
     scaler = torch.amp.GradScaler("cpu", enabled=False)
     crit = torch.nn.BCEWithLogitsLoss()
     stats = train_one_epoch(model, batches, crit, opt, sched, scaler, torch.device("cpu"),
-                            grad_clip=1.0, progress=False)
+                            grad_clip=1.0, progress=False, transform=transform)
     return stats["train_images_per_s"]
 
 
@@ -96,12 +97,14 @@ def main(argv=None) -> int:
     root = resolve_data_dir(args.data)
     ds = DeepfakeDataset(root, "Train", None)
     augment = AugmentConfig() if args.hue is None else AugmentConfig(hue=args.hue)
-    loader = make_train_loader(ds, train_transform(args.img_size, augment), args.batch_size, workers=args.workers)
+    transform = train_transform(args.img_size, augment)
+    loader = make_train_loader(ds, transform, args.batch_size, workers=args.workers, batched=True)
     print(f"data: {root} (Train, {len(ds)} images, {args.img_size} px, batch {args.batch_size}, hue jitter {augment.hue}, "
           f"{args.workers} loader worker(s)); torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
           f"{args.steps} steps x {args.rounds} rounds")
     batches = Batches(loader, args.steps)
-    in_memory = list(itertools.islice(iter(Batches(loader, args.steps)), args.steps))
+    in_memory = [finish_batch(b, transform, "cpu")
+                 for b in itertools.islice(iter(Batches(loader, args.steps)), args.steps)]
 
     print(f"{'model':<18} {'params':>8} {'model-only img/s':>17} {'full img/s':>11} {'ratio':>6} {'data wait':>10}")
     worst = float("inf")
@@ -110,12 +113,12 @@ def main(argv=None) -> int:
         model = create_model(name, img_size=args.img_size)
         n_params = sum(p.numel() for p in model.parameters())
         measure(model, in_memory[:2], 2)  # warm-up: allocator, kernels
-        measure(model, Batches(loader, 2), 2)
+        measure(model, Batches(loader, 2), 2, transform)
         only, full, waits = [], [], []
         for _ in range(args.rounds):
             only.append(measure(model, in_memory, args.steps))
             batches.waited = 0.0
-            full.append(measure(model, batches, args.steps))
+            full.append(measure(model, batches, args.steps, transform))
             waits.append(batches.waited * full[-1] / (args.steps * args.batch_size))  # fraction of the round
         o, f, w = statistics.median(only), statistics.median(full), statistics.median(waits)
         worst = min(worst, f / o)

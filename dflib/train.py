@@ -49,6 +49,7 @@ from tqdm.auto import tqdm
 from dflib import checkpoint as ckpt
 from dflib import runtime
 from dflib.evaluate import accuracy, average_precision, balanced_accuracy, choose_threshold, predict_logits, roc_auc
+from dflib.sampling import finish_batch
 
 IMBALANCE_CHOICES = ("pos_weight", "sampler", "none")
 # Settings that must not change when a run is resumed (epochs may grow: training goes on).
@@ -232,19 +233,24 @@ def build_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer
 def train_one_epoch(model, loader, criterion, optimizer, scheduler, scaler, device: torch.device, *,
                     amp_dtype: torch.dtype | None = None, channels_last: bool = False,
                     grad_clip: float | None = None, label_smoothing: float = 0.0,
-                    progress: bool = True, desc: str = "train") -> dict[str, float]:
-    """One pass over ``loader``; returns mean loss, accuracy, gradient norm, images and seconds."""
+                    progress: bool = True, desc: str = "train", transform=None) -> dict[str, float]:
+    """One pass over ``loader``; returns mean loss, accuracy, gradient norm, images and seconds.
+
+    ``loader`` yields ``(x, y)``, or ``(uint8 images, y, params)`` when it was made with
+    ``make_train_loader(..., batched=True)``; then ``transform`` (its ``TrainTransform``) finishes
+    the augmentation on ``device`` (:func:`dflib.sampling.finish_batch`).
+    """
     model.train()
     # Running sums stay on the device: no GPU->CPU sync per step. [loss*n, correct, grad-norm, finite steps]
     sums = torch.zeros(4, dtype=torch.float64, device=device)
     seen = 0
     start = time.perf_counter()
     bar = tqdm(loader, desc=desc, disable=not progress, leave=False, unit="batch", dynamic_ncols=True)
-    for step, (x, y) in enumerate(bar, 1):
-        x = x.to(device, non_blocking=True)
+    for step, batch in enumerate(bar, 1):
+        x, y = finish_batch(batch, transform, device)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        y = y.to(device, non_blocking=True).float()
+        y = y.float()
         target = y * (1 - label_smoothing) + 0.5 * label_smoothing
 
         with torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext():
@@ -332,7 +338,8 @@ def _fit(cfg: TrainConfig, info: runtime.DistInfo, device: torch.device) -> Trai
         stats = train_one_epoch(
             run.train_model, run.train_loader, run.criterion, run.optimizer, run.scheduler, run.scaler,
             device, amp_dtype=run.amp_dtype, channels_last=cfg.channels_last, grad_clip=cfg.grad_clip,
-            label_smoothing=cfg.label_smoothing, progress=run.progress, desc=f"epoch {epoch + 1}/{cfg.epochs}")
+            label_smoothing=cfg.label_smoothing, progress=run.progress, desc=f"epoch {epoch + 1}/{cfg.epochs}",
+            transform=run.train_transform)
         val = validate(run.model, run.val_loader, device, amp_dtype=run.amp_dtype,
                        channels_last=cfg.channels_last, progress=run.progress)
         row = {"epoch": epoch + 1, "lr": run.scheduler.get_last_lr()[0], **stats, **val,

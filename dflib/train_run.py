@@ -36,6 +36,18 @@ def _json(value: Any) -> Any:
     return json.loads(json.dumps(value))
 
 
+def augment_on_device(device: torch.device) -> bool:
+    """Whether the training augmentation runs in two stages, its second one on ``device``.
+
+    On an accelerator: the loader workers crop, flip and JPEG each image and ship ``uint8``;
+    blur, colour jitter and normalisation run batched on the device, where they are nearly
+    free, so the workers keep up with a fast GPU. On the CPU the training process is busy
+    with the model and the workers have time to spare (``benchmarks/train_throughput.py``
+    measures under 1 % data wait), so they do all of it, per image.
+    """
+    return torch.device(device).type != "cpu"
+
+
 class TrainingRun:
     """Everything one call of ``fit`` needs between epochs (see the module docstring)."""
 
@@ -115,6 +127,7 @@ class TrainingRun:
     def _build_data(self) -> None:
         from dflib.data import (AugmentConfig, DeepfakeDataset, LayoutError, default_num_workers, discover,
                                 eval_transform, make_loader, resolve_data_dir, train_transform)
+        from dflib.data.transforms import TrainTransform
 
         cfg, info = self.cfg, self.info
         if info.enabled and not info.is_main:
@@ -145,10 +158,12 @@ class TrainingRun:
         self.pos_weight = counts["real"] / max(counts["fake"], 1) if cfg.imbalance == "pos_weight" else 1.0
         workers = default_num_workers() if cfg.workers is None else int(cfg.workers)
         self.workers = workers
+        batched = isinstance(transform, TrainTransform) and augment_on_device(self.device)
+        self.train_transform = transform if batched else None
         self.train_loader = make_train_loader(
             train_base, transform, cfg.batch_size, seed=cfg.seed, workers=workers,
             balanced=cfg.imbalance == "sampler", rank=info.rank, world_size=info.world_size,
-            pin_memory=self.device.type == "cuda")
+            pin_memory=self.device.type == "cuda", batched=batched)
         self.sampler = self.train_loader.sampler
         self.loader_generator = self.train_loader.generator
         if len(self.train_loader) == 0:

@@ -164,12 +164,42 @@ def test_train_steps_match_torchvision_kernels():
     from dflib.data.transforms import TrainTransform
 
     x = torch.randint(40, 200, (3, 40, 40)).float()  # mid-range: no clipping inside the jitter
-    assert torch.allclose(TrainTransform._blur(x, 0.7), F.gaussian_blur(x[None], [5, 5], [0.7, 0.7])[0], atol=1e-3)
-    t = TrainTransform(32, AugmentConfig(brightness=0.3, contrast=0.3, saturation=0.3))
-    u = [0.9, 0.5, 0.1, 0.0, 0.9, 0.1, 0.3, 0.0]  # order: saturation, contrast, brightness
-    f = [0.7 + 0.6 * v for v in u[4:7]]
-    ref = F.adjust_brightness(F.adjust_contrast(F.adjust_saturation(x / 255, f[2]), f[1]), f[0]) * 255
-    assert torch.allclose(t._jitter(x.clone(), u), ref, atol=1e-2)
+    taps = TrainTransform._blur_taps(torch.tensor([0.7, 1.1]))
+    blurred = TrainTransform._blur(torch.stack([x, x.flip(-1)]), taps)
+    assert torch.allclose(blurred[0], F.gaussian_blur(x[None], [5, 5], [0.7, 0.7])[0], atol=1e-3)
+    assert torch.allclose(blurred[1], F.gaussian_blur(x.flip(-1)[None], [5, 5], [1.1, 1.1])[0], atol=1e-3)
+    t = TrainTransform(32, AugmentConfig(brightness=0.3, contrast=0.3, saturation=0.3, hue=0.1))
+    u = torch.tensor([[0.9, 0.5, 0.1, 0.0, 0.9, 0.1, 0.3, 0.5],    # saturation, contrast, brightness
+                      [0.2, 0.6, 0.4, 0.0, 0.3, 0.8, 0.6, 0.9]],   # brightness, saturation, contrast; hue
+                     dtype=torch.float64)
+    out = t._jitter(torch.stack([x, x]), u)
+    f = [[0.7 + 0.6 * v for v in row[4:7]] for row in u.tolist()]
+    ref0 = F.adjust_brightness(F.adjust_contrast(F.adjust_saturation(x / 255, f[0][2]), f[0][1]), f[0][0])
+    ref1 = F.adjust_contrast(F.adjust_saturation(F.adjust_brightness(x / 255, f[1][0]), f[1][2]), f[1][1])
+    ref1 = F.adjust_hue(ref1, 0.1 * (2 * 0.9 - 1))
+    assert torch.allclose(out[0], ref0 * 255, atol=1e-2)
+    assert torch.allclose(out[1], ref1 * 255, atol=0.5)  # hue goes through HSV: a little rounding
+
+
+def test_two_stage_train_transform_equals_the_one_image_call(tiny_dataset):
+    from dflib.data.transforms import TrainTransform
+
+    ds = DeepfakeDataset(tiny_dataset, "Train")
+    t = train_transform(24, AugmentConfig(jpeg_p=0.5, blur_p=0.5, color_p=0.5, hue=0.05))
+    imgs = [ds.load(i % len(ds)) for i in range(12)]
+    staged = [t.sample_stage(img, torch.Generator().manual_seed(i)) for i, img in enumerate(imgs)]
+    assert all(s[0].dtype == torch.uint8 and s[0].shape == (3, 24, 24) for s in staged)
+    assert all(s[1].shape == (TrainTransform.N_PARAMS,) for s in staged)
+    params = torch.stack([s[1] for s in staged])
+    assert (params[:, 0] < 0.5).any() and (params[:, 0] >= 0.5).any()  # some blurred, some not
+    x8 = torch.stack([s[0] for s in staged])
+    batch = t.batch_stage(x8, params)
+    assert x8.dtype == torch.uint8  # the input batch is left alone
+    one = torch.stack([t(img, generator=torch.Generator().manual_seed(i)) for i, img in enumerate(imgs)])
+    assert batch.dtype == torch.float32 and batch.is_contiguous()
+    assert torch.allclose(batch, one, atol=1e-4)
+    with pytest.raises(ValueError, match="params"):
+        t.batch_stage(x8, params[:, :3])
 
 
 def test_train_transform_with_generator_is_reproducible_and_leaves_global_rng_alone(tiny_dataset):
@@ -215,14 +245,20 @@ def test_make_loader_takes_a_sampler(tmp_path):
 
 
 def test_make_train_loader_is_seeded_and_worker_independent(tmp_path):
-    from dflib.sampling import make_train_loader
+    from dflib.sampling import finish_batch, make_train_loader
 
     ds = DeepfakeDataset(make_dataset(tmp_path, splits=("Train",), per_class=4), "Train")
     t = train_transform(16, AugmentConfig(jpeg_p=0.5, blur_p=0.5, color_p=0.5))
     runs = []
-    for workers in (0, 2):
-        loader = make_train_loader(ds, t, 4, seed=3, workers=workers)
+    for workers, batched in ((0, False), (2, False), (0, True), (2, True)):
+        loader = make_train_loader(ds, t, 4, seed=3, workers=workers, batched=batched)
         assert loader.drop_last and len(loader) == 2
         loader.sampler.set_epoch(1)
-        runs.append(torch.cat([x for x, _ in loader]))
-    assert runs[0].shape == (8, 3, 16, 16) and torch.equal(runs[0], runs[1])
+        batches = list(loader)
+        if batched:  # uint8 out of the workers, finished on the device
+            assert all(len(b) == 3 and b[0].dtype == torch.uint8 for b in batches)
+        runs.append(torch.cat([finish_batch(b, t, "cpu")[0] for b in batches]))
+    assert runs[0].shape == (8, 3, 16, 16) and torch.equal(runs[0], runs[1]) and torch.equal(runs[2], runs[3])
+    assert torch.allclose(runs[0], runs[2], atol=1e-4)  # two stages: the same augmentation
+    with pytest.raises(TypeError, match="needs a TrainTransform"):
+        make_train_loader(ds, eval_transform(16), 4, batched=True)

@@ -127,3 +127,30 @@ def test_jpeg_header_fast_path_still_guards_size(tmp_path):
     with pytest.raises(ImageReadError, match="exceeds the limit"):
         read_image_tensor(path, max_pixels=64 * 64 - 1)
     assert read_image_tensor(path, max_pixels=64 * 64).shape == (3, 64, 64)
+
+
+def test_fast_jpeg_decoders_give_the_same_pixels_as_pil(tmp_path):
+    """simplejpeg, torchvision and PIL all run libjpeg's accurate IDCT: swapping is a pure speedup."""
+    pytest.importorskip("simplejpeg")
+    from dflib.data.io import _tv_decode_jpeg, jpeg_decoder
+
+    name, decode = jpeg_decoder()
+    assert name == "simplejpeg"
+    rng = np.random.default_rng(0)
+    smooth = np.kron(rng.integers(0, 256, (12, 12, 3)), np.ones((8, 8, 1))).astype(np.uint8)
+    cases = [("rgb420.jpg", smooth, {}), ("rgb444.jpg", smooth, {"subsampling": 0}),
+             ("grey.jpg", smooth[..., 0], {}), ("odd.jpg", smooth[:93, :71], {"quality": 60})]
+    for fname, arr, kw in cases:
+        path = tmp_path / fname
+        Image.fromarray(arr).save(path, "JPEG", quality=kw.pop("quality", 85), **kw)
+        pil = np.asarray(read_image(path))
+        fast = decode(path.read_bytes())
+        assert fast.shape == (3, *pil.shape[:2]) and np.array_equal(fast.permute(1, 2, 0).numpy(), pil), fname
+        if _tv_decode_jpeg() is not None:
+            tv = _tv_decode_jpeg()(torch.frombuffer(bytearray(path.read_bytes()), dtype=torch.uint8))
+            assert torch.equal(tv, fast), fname
+        assert torch.equal(read_image_tensor(path), fast)
+    data = bytearray((tmp_path / "rgb420.jpg").read_bytes())
+    data[300:-2] = b"\x00" * (len(data) - 302)
+    with pytest.raises(ValueError):  # strict: corrupt data raises, it is not patched over
+        decode(bytes(data))

@@ -137,6 +137,22 @@ def test_same_seed_same_history_whatever_the_worker_count(reference, data, tmp_p
     _same_weights(again.paths.last.with_suffix(".safetensors"), reference.paths.last.with_suffix(".safetensors"))
 
 
+def test_two_stage_augmentation_on_a_device_gives_the_same_run(reference, data, tmp_path, monkeypatch):
+    # On an accelerator the engine ships uint8 crops and finishes the augmentation on the device.
+    # Forced on the CPU here (no GPU in CI): the same augmentation up to float rounding, so the
+    # same training run up to rounding.
+    import dflib.sampling
+    import dflib.train_run
+
+    monkeypatch.setattr(dflib.train_run, "augment_on_device", lambda device: True)
+    batches = []
+    finish = dflib.sampling.finish_batch
+    monkeypatch.setattr(dflib.train, "finish_batch", lambda b, t, d: (batches.append(len(b)), finish(b, t, d))[1])
+    staged = fit(**{**TINY, "workers": 1}, data_dir=str(data), epochs=3, out=str(tmp_path), deterministic=True)
+    assert batches and set(batches) == {3}  # (uint8 images, labels, params) batches
+    pd.testing.assert_frame_equal(_metrics(staged.history), _metrics(reference.history), rtol=1e-3)
+
+
 def test_resume_after_an_interruption_equals_the_uninterrupted_run(reference, data, tmp_path, monkeypatch):
     from dflib.train_run import TrainingRun
 

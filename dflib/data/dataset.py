@@ -184,12 +184,14 @@ def make_loader(
     drop_last: bool | None = None,
     sampler: Sampler | None = None,
     pin_memory: bool | None = None,
+    collate_fn: Callable | None = None,
 ) -> DataLoader:
     """A DataLoader with settings that fit the machine.
 
     ``train=True`` shuffles (seeded) and drops the last incomplete batch; ``balanced=True``
     samples both classes equally often (a remedy for class imbalance); ``sampler`` replaces
-    both with your own order (e.g. :func:`dflib.sampling.make_train_loader`'s seeded one).
+    both with your own order (e.g. :func:`dflib.sampling.make_train_loader`'s seeded one);
+    ``collate_fn`` replaces torch's default batching.
     Workers default to one per spare core, stay alive between epochs, and pin memory when the
     target device is CUDA (``pin_memory`` overrides that).
     """
@@ -220,5 +222,6 @@ def make_loader(
         drop_last=train if drop_last is None else drop_last,
         generator=generator,
         worker_init_fn=_worker_init if workers > 0 else None,
+        collate_fn=collate_fn,
         prefetch_factor=4 if workers > 0 else None,
     )

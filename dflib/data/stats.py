@@ -52,7 +52,8 @@ def loader_throughput(loader: DataLoader, epochs: int = 1, warmup: bool = True) 
 
     One untimed pass first starts the (persistent) worker processes and warms the file cache;
     each timed pass runs from creating the iterator to the last batch, so prefetching cannot
-    hide work outside the timed window.
+    hide work outside the timed window. Batches are ``(x, y)`` or ``(x, y, params)``
+    (:func:`dflib.sampling.make_train_loader` with ``batched=True``).
     """
     if warmup:
         for _ in loader:
@@ -60,8 +61,8 @@ def loader_throughput(loader: DataLoader, epochs: int = 1, warmup: bool = True) 
     n = 0
     start = time.perf_counter()
     for _ in range(epochs):
-        for x, _ in loader:
-            n += len(x)
+        for batch in loader:
+            n += len(batch[0])
     if n == 0:
         raise ValueError("loader_throughput: the loader yielded no images")
     return n / (time.perf_counter() - start)

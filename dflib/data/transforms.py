@@ -4,19 +4,25 @@ Eval: resize to the model input and normalise. Train: the same plus a horizontal
 random resized crop, and the degradations that deepfake detectors must survive in the wild:
 JPEG re-compression, blur and colour jitter.
 
-Both are single callables rather than a ``v2.Compose`` of eight transforms, because on a CPU
-loader the per-sample overhead is the cost (``benchmarks/data_throughput.py``):
+The training transform comes in two stages, because on a CPU loader the per-sample work is
+the cost (``benchmarks/data_throughput.py``):
 
-* crop + resize run first, on ``uint8`` and channels-last (torch's AVX2 path), so every later
-  step works on the small image;
-* all random numbers of a sample come from one draw, from the global torch generator or from
-  the ``generator`` passed in (reproducible per-sample augmentation, see :mod:`dflib.sampling`);
-* blur is a separable 5-tap filter, colour jitter one 3x3 colour matrix (brightness, contrast
-  and saturation are all affine in RGB), normalisation one multiply-add, all in ``float32``
-  instead of a ``uint8`` -> float -> ``uint8`` round trip per step;
-* they tell the dataset how small it may *decode* an image (``decode_size``): a JPEG at least
-  twice as large as needed is decoded at 1/2, 1/4 or 1/8 scale straight from its DCT
-  coefficients, within the limits set by ``AugmentConfig.draft_upscale`` / ``draft``.
+* :meth:`TrainTransform.sample_stage`, per image in a loader worker: draw all of the sample's
+  random numbers (one draw, from the global torch generator or the ``generator`` passed in),
+  random resized crop, flip and JPEG re-compression. Crop + resize run first, on ``uint8`` and
+  channels-last (torch's AVX2 path), so every later step works on the small image. It returns
+  the ``uint8`` image, a quarter of the bytes of a ``float32`` one through the worker queue,
+  and the random numbers the second stage needs.
+* :meth:`TrainTransform.batch_stage`, per batch on the training device (the GPU when there is
+  one): conversion to ``float32``, blur (a separable 5-tap filter), colour jitter (one 3x3 colour
+  matrix per image: brightness, contrast and saturation are all affine in RGB) and
+  normalisation (one multiply-add), as batched tensor ops.
+
+Calling the transform on one image runs both stages, so a sample looks the same whichever way
+it was produced (tested). Both transforms tell the dataset how small it may *decode* an image
+(``decode_size``): a JPEG at least twice as large as needed is decoded at 1/2, 1/4 or 1/8 scale
+straight from its DCT coefficients, within the limits set by ``AugmentConfig.draft_upscale`` /
+``draft``.
 
 The kernels are torchvision's (``v2.functional``, ``torchvision.io``) or plain torch ops;
 the results match ``v2.RandomResizedCrop``/``GaussianBlur``/``ColorJitter`` up to float rounding,
@@ -127,7 +133,9 @@ class _Normalize:
         return x.mul_(self._scale1.to(x.device)).add_(self._shift.to(x.device))
 
     def from_255_(self, x: torch.Tensor) -> torch.Tensor:
-        """In place on a contiguous float tensor holding 0..255 values."""
+        """In place on a contiguous float tensor ``(..., 3, H, W)`` holding 0..255 values."""
+        if x.device != self._scale255.device:
+            return x.mul_(self._scale255.to(x.device)).add_(self._shift.to(x.device))
         return x.mul_(self._scale255).add_(self._shift)
 
 
@@ -170,9 +178,16 @@ class TrainTransform:
     Call it as ``t(img)`` (randomness from the global torch generator, so ``torch.manual_seed``
     makes it repeatable) or ``t(img, generator=g)``. ``img`` is a ``uint8`` tensor ``(3, H, W)``;
     the result a normalised ``float32`` tensor ``(3, img_size, img_size)``.
+
+    A training loader runs it in two stages (see the module docstring):
+    ``img8, params = t.sample_stage(img, generator)`` in the loader workers, then
+    ``x = t.batch_stage(torch.stack(imgs8).to(device), torch.stack(params))`` on the device.
+    ``t(img)`` is exactly that with a batch of one.
     """
 
     _N_CROP = 10  # crop attempts, as torchvision's RandomResizedCrop
+    _C = 4 * _N_CROP  # the uniforms after the crop attempts: flip, JPEG (2), then the batch stage's
+    N_PARAMS = 11  # random numbers per sample that the batch stage consumes: blur (2), colour (9)
 
     def __init__(self, img_size: int = 128, augment: AugmentConfig | None = None,
                  mean: tuple[float, ...] = IMAGENET_MEAN, std: tuple[float, ...] = IMAGENET_STD) -> None:
@@ -207,89 +222,152 @@ class TrainTransform:
             cw, ch = w, h
         return (h - ch) // 2, (w - cw) // 2, ch, cw
 
-    # -- steps --------------------------------------------------------------------------
+    # -- batch-stage steps (float32, 0..255, shape (n, 3, H, W)) ------------------------
     @staticmethod
-    def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-        """Separable 5-tap Gaussian (reflect padding) on a float ``(3, H, W)`` tensor."""
-        k = [math.exp(-0.5 * (i / sigma) ** 2) for i in (0, 1, 2)]
-        k0, k1, k2 = (v / (k[0] + 2 * k[1] + 2 * k[2]) for v in k)
+    def _blur_taps(sigma: torch.Tensor) -> torch.Tensor:
+        """Normalised 5-tap Gaussian weights ``(n, 3)`` (centre, +-1, +-2) for sigmas ``(n,)``."""
+        k = torch.stack([torch.exp(-0.5 * (i / sigma.double()) ** 2) for i in (0, 1, 2)], 1)
+        return k / (k[:, :1] + 2 * k[:, 1:2] + 2 * k[:, 2:3])
+
+    @staticmethod
+    def _blur(x: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
+        """Separable 5-tap Gaussian (reflect padding) of ``x (n, 3, H, W)``, one kernel per image."""
+        k0, k1, k2 = (taps[:, i].to(x.device, x.dtype).view(-1, 1, 1, 1) for i in range(3))
         h, w = x.shape[-2:]
-        p = nnf.pad(x.unsqueeze(0), (2, 2, 2, 2), mode="reflect")[0]
-        rows = p[:, :, 2:2 + w] * k0  # symmetric taps: add the mirrored pair, then scale once
-        rows.add_(p[:, :, 1:1 + w] + p[:, :, 3:3 + w], alpha=k1).add_(p[:, :, 0:w] + p[:, :, 4:4 + w], alpha=k2)
-        out = rows[:, 2:2 + h] * k0
-        out.add_(rows[:, 1:1 + h] + rows[:, 3:3 + h], alpha=k1).add_(rows[:, 0:h] + rows[:, 4:4 + h], alpha=k2)
+        p = nnf.pad(x, (2, 2, 2, 2), mode="reflect")
+        rows = p[..., 2:2 + w] * k0  # symmetric taps: add the mirrored pair, then scale once
+        rows += (p[..., 1:1 + w] + p[..., 3:3 + w]) * k1
+        rows += (p[..., 0:w] + p[..., 4:4 + w]) * k2
+        out = rows[..., 2:2 + h, :] * k0
+        out += (rows[..., 1:1 + h, :] + rows[..., 3:3 + h, :]) * k1
+        out += (rows[..., 0:h, :] + rows[..., 4:4 + h, :]) * k2
         return out
 
-    def _jitter(self, x: torch.Tensor, u: list[float]) -> torch.Tensor:
-        """Brightness, contrast and saturation in a random order, as one colour matrix.
+    def _jitter(self, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """Brightness, contrast and saturation in a random order, as one colour matrix per image.
 
-        Each of the three is affine in RGB (brightness scales, contrast blends with the mean
-        grey level, saturation with the pixel's own grey level), so any order of them is one
-        3x3 matrix plus an offset: one matrix product over the image instead of three
-        ``uint8`` -> float -> ``uint8`` passes. Unlike ``v2.ColorJitter`` the result is clipped
-        to 0..255 once at the end, not after every step. Hue (off by default) follows.
+        ``x (n, 3, H, W)``, ``u (n, 8)``: the order keys (``u[:, 0:3]``) and factors
+        (``u[:, 4:7]``) of each image, and its hue shift (``u[:, 7]``). Each of the three
+        steps is affine in RGB (brightness scales, contrast blends with the mean grey level,
+        saturation with the pixel's own grey level), so any order of them is one 3x3 matrix
+        plus an offset, built here with batched tensor ops on ``x``'s device (no host sync),
+        and applied with one batched matrix product instead of three ``uint8`` -> float ->
+        ``uint8`` passes. Unlike ``v2.ColorJitter`` the result is clipped to 0..255 once at
+        the end, not after every step. Hue (off by default) follows, image by image.
         """
-        a = self.augment
+        a, dev = self.augment, x.device
+        n, _, h, w = x.shape
 
-        def factor(amount: float, v: float) -> float:  # uniform in [max(0, 1 - amount), 1 + amount]
-            lo = max(0.0, 1.0 - amount)
-            return lo + (1.0 + amount - lo) * v
+        def factor(amount: float, v: torch.Tensor) -> torch.Tensor:  # uniform in [max(0, 1 - amount), 1 + amount]
+            lo = max(0.0, 1.0 - amount)  # amount 0 gives exactly 1: the step is the identity
+            return (lo + (1.0 + amount - lo) * v).to(dev, torch.float32)
 
-        g = _GRAY
-        m = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]  # 3x3 algebra in Python: no tiny tensors
-        d = [0.0, 0.0, 0.0]
-        mu: list[float] | None = None
-        for op in sorted(range(3), key=lambda i: u[i]):
-            if op == 0 and a.brightness > 0:
-                f = factor(a.brightness, u[4])
-                m, d = [[f * v for v in row] for row in m], [f * v for v in d]
-            elif op == 1 and a.contrast > 0:
-                f = factor(a.contrast, u[5])
-                if mu is None:
-                    mu = x.reshape(3, -1).mean(1).tolist()
-                grey = sum(g[i] * (sum(m[i][j] * mu[j] for j in range(3)) + d[i]) for i in range(3))
-                m, d = [[f * v for v in row] for row in m], [f * v + (1 - f) * grey for v in d]
-            elif op == 2 and a.saturation > 0:
-                f = factor(a.saturation, u[6])
-                sat = [[f * (i == j) + (1 - f) * g[j] for j in range(3)] for i in range(3)]
-                m = [[sum(sat[i][k] * m[k][j] for k in range(3)) for j in range(3)] for i in range(3)]
-                d = [sum(sat[i][k] * d[k] for k in range(3)) for i in range(3)]
-        h, w = x.shape[-2:]
-        x = torch.addmm(torch.tensor(d).view(3, 1), torch.tensor(m), x.reshape(3, -1))
-        x = x.clamp_(0, 255).view(3, h, w)
+        u = u.to("cpu", torch.float64)
+        fb, fc, fs = factor(a.brightness, u[:, 4]), factor(a.contrast, u[:, 5]), factor(a.saturation, u[:, 6])
+        order = torch.argsort(u[:, 0:3], dim=1, stable=True).to(dev)  # the op at each position
+        g = torch.tensor(_GRAY, device=dev)
+        eye = torch.eye(3, device=dev)
+        sat = fs.view(n, 1, 1) * eye + (1 - fs).view(n, 1, 1) * g.view(1, 1, 3)  # f*I + (1-f)*1 g^T
+        xf = x.reshape(n, 3, h * w)
+        mu = xf.mean(2)  # (n, 3): the contrast step's grey level follows from it
+        m, d = eye.expand(n, 3, 3), torch.zeros(n, 3, device=dev)
+        for k in range(3):
+            op = order[:, k]
+            grey = (torch.bmm(m, mu.unsqueeze(2)).squeeze(2) + d) @ g  # mean grey after the steps so far
+            m_b, d_b = fb.view(n, 1, 1) * m, fb.view(n, 1) * d
+            m_c, d_c = fc.view(n, 1, 1) * m, fc.view(n, 1) * d + ((1 - fc) * grey).view(n, 1)
+            m_s, d_s = torch.bmm(sat, m), torch.bmm(sat, d.unsqueeze(2)).squeeze(2)
+            is_b, is_c = (op == 0).view(n, 1, 1), (op == 1).view(n, 1, 1)
+            m = torch.where(is_b, m_b, torch.where(is_c, m_c, m_s))
+            d = torch.where(is_b[..., 0], d_b, torch.where(is_c[..., 0], d_c, d_s))
+        out = torch.baddbmm(d.unsqueeze(2), m, xf).clamp_(0, 255).view(n, 3, h, w)
         if a.hue > 0:
-            x = F.adjust_hue(x.div_(255), a.hue * (2 * u[7] - 1)).mul_(255)
-        return x
+            shifts = (a.hue * (2 * u[:, 7] - 1)).tolist()
+            for i, shift in enumerate(shifts):
+                out[i] = F.adjust_hue(out[i] / 255, shift) * 255
+        return out
 
-    def __call__(self, img: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        a, size = self.augment, self.img_size
+    # -- the two stages ---------------------------------------------------------------------
+    def sample_stage(self, img: torch.Tensor, generator: torch.Generator | None = None
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per image (a loader worker's part): crop, resize, flip, JPEG re-compression.
+
+        Returns the ``uint8`` image ``(3, img_size, img_size)`` and a ``float64`` tensor of the
+        :attr:`N_PARAMS` random numbers that :meth:`batch_stage` needs for this image (all of a
+        sample's randomness is drawn here, so it depends on ``generator`` alone).
+        """
+        a, size, c = self.augment, self.img_size, self._C
         if img.dtype != torch.uint8:  # a float image in [0, 1]: the steps below work on 0..255 levels
             img = img.mul(255).round_().clamp_(0, 255).to(torch.uint8)
-        u = torch.rand(4 * self._N_CROP + 14, generator=generator, dtype=torch.float64).tolist()
+        draw = torch.rand(c + 3 + self.N_PARAMS, generator=generator, dtype=torch.float64)
+        u = draw[:c + 3].tolist()
         h, w = img.shape[-2:]
         top, left, ch, cw = self._crop_box(h, w, u)
-        c = 4 * self._N_CROP
         img = _resize(img[..., top:top + ch, left:left + cw], size)
         if u[c] < a.hflip_p:
             img = img.flip(-1)
         if u[c + 1] < a.jpeg_p:
             q0, q1 = a.jpeg_quality
             img = jpeg_roundtrip(img, q0 + min(int(u[c + 2] * (q1 - q0 + 1)), q1 - q0))
-        x = img.to(torch.float32, memory_format=torch.contiguous_format)
-        if u[c + 3] < a.blur_p:
+        return img, draw[c + 3:]
+
+    def batch_stage(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        """Per batch, on ``x``'s device: float, blur, colour jitter, normalise.
+
+        ``x``: the stacked ``uint8`` images of :meth:`sample_stage` ``(n, 3, S, S)``;
+        ``params``: their stacked random numbers ``(n, N_PARAMS)``, a tensor or NumPy array (read on the CPU, so which
+        images get blurred or jittered is known without waiting for the device). Returns a
+        normalised ``float32`` batch, contiguous.
+        """
+        a = self.augment
+        if x.ndim != 4 or params.shape != (x.shape[0], self.N_PARAMS):
+            raise ValueError(f"batch_stage wants images (n, 3, H, W) and params (n, {self.N_PARAMS}); "
+                             f"got {tuple(x.shape)} and {tuple(params.shape)}")
+        p = torch.as_tensor(params).detach().to("cpu", torch.float64)
+        if x.dtype == torch.uint8:
+            x = x.to(torch.float32, memory_format=torch.contiguous_format)
+        else:  # float images in 0..255 (never modified in place)
+            x = x.to(torch.float32, memory_format=torch.contiguous_format, copy=True)
+        blur = torch.nonzero(p[:, 0] < a.blur_p).flatten()
+        if len(blur):
             s0, s1 = a.blur_sigma
-            x = self._blur(x, s0 + (s1 - s0) * u[c + 4])
-        if u[c + 5] < a.color_p:
-            x = self._jitter(x, u[c + 6:c + 14])
+            idx = blur.to(x.device)
+            x[idx] = self._blur(x[idx], self._blur_taps(s0 + (s1 - s0) * p[blur, 1]))
+        colour = torch.nonzero(p[:, 2] < a.color_p).flatten()
+        if len(colour):
+            idx = colour.to(x.device)
+            x[idx] = self._jitter(x[idx], p[colour, 3:11])
         return self.normalize.from_255_(x)
+
+    def __call__(self, img: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        img8, params = self.sample_stage(img, generator)
+        return self.batch_stage(img8.unsqueeze(0), params.unsqueeze(0))[0]
 
     def __repr__(self) -> str:
         a = self.augment
         return (f"TrainTransform({self.img_size} px: crop scale={a.crop_scale} ratio={a.crop_ratio}, "
-                f"hflip p={a.hflip_p}, jpeg p={a.jpeg_p} q={a.jpeg_quality}, blur p={a.blur_p} "
+                f"hflip p={a.hflip_p}, jpeg p={a.jpeg_p} q={a.jpeg_quality} | per batch: blur p={a.blur_p} "
                 f"sigma={a.blur_sigma}, colour p={a.color_p} (b={a.brightness}, c={a.contrast}, "
-                f"s={a.saturation}, h={a.hue}), normalize, decode_size={self.decode_size})")
+                f"s={a.saturation}, h={a.hue}), normalize; decode_size={self.decode_size})")
+
+
+class SampleStage:
+    """The per-image part of a :class:`TrainTransform` (what a loader worker runs).
+
+    ``stage(img, generator)`` returns ``(uint8 image, params)``; pass the stacked results to
+    ``stage.transform.batch_stage``. Carries the transform's ``decode_size`` for the dataset.
+    """
+
+    def __init__(self, transform: TrainTransform) -> None:
+        self.transform = transform
+        self.decode_size = transform.decode_size
+
+    def __call__(self, img: torch.Tensor, generator: torch.Generator | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.transform.sample_stage(img, generator)
+
+    def __repr__(self) -> str:
+        return f"SampleStage({self.transform!r})"
 
 
 def eval_transform(
@@ -326,7 +404,7 @@ def apply_transform(transform, img: torch.Tensor, seed: int | None = None) -> to
     """
     if seed is None:
         return transform(img)
-    if isinstance(transform, (TrainTransform, EvalTransform)):
+    if isinstance(transform, (TrainTransform, EvalTransform, SampleStage)):
         return transform(img, generator=torch.Generator().manual_seed(int(seed)))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
