@@ -6,10 +6,11 @@
 For each model, both sides run the engine's own training step (``dflib.train.train_one_epoch``:
 forward, BCE loss, backward, clipping, AdamW, schedule):
 
-* full: batches come from the engine's training loader (``dflib.sampling.make_train_loader``
-  over ``dflib.data.DeepfakeDataset``, ``batched=True``) on the embedded sample: JPEG decoding,
-  crop, flip, JPEG re-compression and batching in ``--workers`` loader processes, then blur,
-  colour jitter and normalisation batched in the training process (the device is this CPU);
+* full: batches come from the engine's training loader for the CPU (``dflib.sampling.make_train_loader``
+  over ``dflib.data.DeepfakeDataset``) on the embedded sample: JPEG decoding, augmentation,
+  normalisation and batching in ``--workers`` loader processes (``--two-stage``: the loader the
+  engine uses on a GPU, whose blur, colour jitter and normalisation then run batched in the
+  training process);
 * model only: the same number of batches, already in memory as finished tensors.
 
 Compute threads follow the engine's CPU policy (the cores the loader workers leave free).
@@ -37,6 +38,7 @@ from dflib.models import create_model
 from dflib.runtime import cpu_threads
 from dflib.sampling import finish_batch, make_train_loader
 from dflib.train import TrainConfig, build_optimizer, train_one_epoch
+from dflib.train_run import augment_on_device
 
 DEFAULT_MODELS = ["resnet18_w16", "resnet18_w32", "sqnxt23_w1", "vit_face_conv_128", "vit_face_p8_128"]  # CPU-sized presets
 
@@ -91,6 +93,8 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=default_num_workers())
     ap.add_argument("--threads", type=int, help="compute threads (default: as dflib.train chooses)")
     ap.add_argument("--hue", type=float, help="override AugmentConfig.hue (hue jitter is the costliest step)")
+    ap.add_argument("--two-stage", action="store_true",
+                    help="the engine's GPU loader (batched=True) instead of its CPU one")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads or cpu_threads(args.workers))
 
@@ -98,9 +102,10 @@ def main(argv=None) -> int:
     ds = DeepfakeDataset(root, "Train", None)
     augment = AugmentConfig() if args.hue is None else AugmentConfig(hue=args.hue)
     transform = train_transform(args.img_size, augment)
-    loader = make_train_loader(ds, transform, args.batch_size, workers=args.workers, batched=True)
+    batched = args.two_stage or augment_on_device(torch.device("cpu"))
+    loader = make_train_loader(ds, transform, args.batch_size, workers=args.workers, batched=batched)
     print(f"data: {root} (Train, {len(ds)} images, {args.img_size} px, batch {args.batch_size}, hue jitter {augment.hue}, "
-          f"{args.workers} loader worker(s)); torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
+          f"{args.workers} loader worker(s), {'two stages' if batched else 'one stage'}); torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
           f"{args.steps} steps x {args.rounds} rounds")
     batches = Batches(loader, args.steps)
     in_memory = [finish_batch(b, transform, "cpu")
