@@ -36,6 +36,7 @@ import time
 import torch
 
 from dflib.data import AugmentConfig, DeepfakeDataset, resolve_data_dir, train_transform
+from dflib.data.io import jpeg_decoder, read_image_tensor
 from dflib.data.stats import decode_throughput, loader_throughput
 from dflib.sampling import make_train_loader
 
@@ -51,6 +52,14 @@ def batch_stage_ms(loader, transform, rounds: int) -> float:
             n += len(x8)
         times.append((time.perf_counter() - start) / n * 1e3)
     return statistics.median(times)
+
+
+def tensor_decode_throughput(paths) -> float:
+    """Images/s of the loader's own decoding (``read_image_tensor``: file read + JPEG decode)."""
+    start = time.perf_counter()
+    for p in paths:
+        read_image_tensor(p)
+    return len(paths) / (time.perf_counter() - start)
 
 
 def main(argv=None) -> int:
@@ -100,6 +109,15 @@ def main(argv=None) -> int:
             print(f"{w:>7} {'two' if batched else 'one':>7} {b:>15.0f} {l:>13.0f} {per_worker:>14.0f} "
                   f"{1e3 / b:>16.3f} {1e3 / per_worker:>14.3f} {ratio:>13.2f}")
             time.sleep(0.2)
+    pil, own = [], []
+    for _ in range(args.rounds):
+        pil.append(decode_throughput(paths))
+        own.append(tensor_decode_throughput(paths))
+    name = (jpeg_decoder() or ("PIL",))[0]
+    print(f"decode only with the loader's own reader ({name}): {1e3 / statistics.median(own):.3f} ms/img, "
+          f"{statistics.median(o / b for o, b in zip(own, pil)):.2f}x the baseline's speed "
+          f"({1e3 / statistics.median(pil):.3f} ms/img); the rest of a worker's time is crop + resize, flip, "
+          f"JPEG and batching")
     stage = batch_stage_ms(make_train_loader(ds, transform, args.batch_size, workers=0, batched=True),
                            transform, args.rounds)
     print(f"batch stage (blur, colour jitter, normalise) on this CPU, 1 thread: {stage:.3f} ms/img "
