@@ -5,7 +5,7 @@
 
 The baseline opens each file with PIL and converts it to RGB (the least any loader must do).
 The loader (``two`` stages) is the one the training engine uses on a GPU
-(``dflib.sampling.make_train_loader(..., batched=True)``): its workers decode, crop + resize to
+(``dflib.data.sampling.make_train_loader(..., batched=True)``): its workers decode, crop + resize to
 128 px, flip and JPEG re-compress each image and ship ``uint8`` batches; blur, colour jitter and
 normalisation run afterwards, batched, on the device. Goal: loader >= 0.7x the baseline per worker.
 
@@ -38,7 +38,7 @@ import torch
 from dflib.data import AugmentConfig, DeepfakeDataset, resolve_data_dir, train_transform
 from dflib.data.io import jpeg_decoder, read_image_tensor
 from dflib.data.stats import decode_throughput, loader_throughput
-from dflib.sampling import make_train_loader
+from dflib.data.sampling import make_train_loader
 
 
 def batch_stage_ms(loader, transform, rounds: int) -> float:

@@ -6,7 +6,7 @@
 For each model, both sides run the engine's own training step (``dflib.train.train_one_epoch``:
 forward, BCE loss, backward, clipping, AdamW, schedule):
 
-* full: batches come from the engine's training loader for the CPU (``dflib.sampling.make_train_loader``
+* full: batches come from the engine's training loader for the CPU (``dflib.data.sampling.make_train_loader``
   over ``dflib.data.DeepfakeDataset``) on the embedded sample: JPEG decoding, augmentation,
   normalisation and batching in ``--workers`` loader processes (``--two-stage``: the loader the
   engine uses on a GPU, whose blur, colour jitter and normalisation then run batched in the
@@ -36,9 +36,9 @@ import torch
 from dflib.data import AugmentConfig, DeepfakeDataset, default_num_workers, resolve_data_dir, train_transform
 from dflib.models import create_model
 from dflib.runtime import cpu_threads
-from dflib.sampling import finish_batch, make_train_loader
-from dflib.train import TrainConfig, build_optimizer, train_one_epoch
-from dflib.train_run import augment_on_device
+from dflib.data.sampling import finish_batch, make_train_loader
+from dflib.training import TrainConfig, build_optimizer, train_one_epoch
+from dflib.training.run import augment_on_device
 
 DEFAULT_MODELS = ["resnet18_w16", "resnet18_w32", "sqnxt23_w1", "vit_face_conv_128", "vit_face_p8_128"]  # CPU-sized presets
 

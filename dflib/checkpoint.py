@@ -34,7 +34,8 @@ from typing import Any, Iterable
 import torch
 from torch import nn
 
-CARD_FORMAT = "dflib-detector/1"
+from dflib.card import ModelCard
+
 WEIGHTS_SUFFIX = ".safetensors"
 CARD_SUFFIX = ".json"
 
@@ -124,72 +125,54 @@ def detector_paths(path: str | os.PathLike) -> tuple[Path, Path]:
     return path.with_name(path.name + WEIGHTS_SUFFIX), path.with_name(path.name + CARD_SUFFIX)
 
 
-def save_detector(model: nn.Module, path: str | os.PathLike, card: dict[str, Any]) -> tuple[Path, Path]:
-    """Write ``<stem>.safetensors`` (card embedded) then ``<stem>.json``; return both paths."""
+def _write_pair(tensors: dict[str, torch.Tensor], path: str | os.PathLike, card: ModelCard,
+                parameters: int) -> tuple[Path, Path]:
+    """Write the weights (card embedded) then the JSON card with the weights' hash; both atomically."""
     from safetensors.torch import save
 
     weights_path, card_path = detector_paths(path)
-    state = unwrap(model).state_dict()
-    tensors = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
-    data = save(tensors, metadata={"format": "pt", "dflib_card": json.dumps(card)})
+    embedded = card.without("weights")
+    data = save(tensors, metadata={"format": "pt", "dflib_card": json.dumps(embedded.to_dict())})
     atomic_write_bytes(weights_path, data)
-    full = {**card, "weights": {
-        "file": weights_path.name,
-        "sha256": hashlib.sha256(data).hexdigest(),
-        "bytes": len(data),
-        "parameters": int(sum(p.numel() for p in unwrap(model).parameters())),
-    }}
+    full = embedded.to_dict()
+    full["weights"] = {"file": weights_path.name, "sha256": hashlib.sha256(data).hexdigest(),
+                       "bytes": len(data), "parameters": int(parameters)}
     atomic_write_text(card_path, json.dumps(full, indent=2) + "\n")
     return weights_path, card_path
 
 
-def card_transform(card: dict[str, Any]):
-    """The evaluation transform a detector expects: resize to the card's ``img_size``, normalise with
-    its mean/std. Every place that feeds a saved detector (evaluate, predict, notebooks) uses this."""
-    from dflib.data.transforms import eval_transform
-
-    norm = card.get("normalization") or {}
-    kwargs = {k: tuple(norm[k]) for k in ("mean", "std") if k in norm}
-    size = card.get("img_size") or (card.get("architecture") or {}).get("img_size")
-    if size is None:
-        raise ValueError(f"model card of {card.get('name')!r} has no img_size; re-save it with dflib.checkpoint")
-    return eval_transform(int(size), **kwargs)
+def save_detector(model: nn.Module, path: str | os.PathLike,
+                  card: ModelCard | dict[str, Any]) -> tuple[Path, Path]:
+    """Write ``<stem>.safetensors`` (card embedded) then ``<stem>.json``; return both paths."""
+    card = ModelCard.from_dict(card, source=f"the card given for {path}")
+    target = unwrap(model)
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in target.state_dict().items()}
+    return _write_pair(tensors, path, card, sum(p.numel() for p in target.parameters()))
 
 
-def annotate_detector(path: str | os.PathLike, **sections: Any) -> dict[str, Any]:
+def annotate_detector(path: str | os.PathLike, **sections: Any) -> ModelCard:
     """Add or replace top-level ``sections`` of a saved detector's card, in both files, atomically.
 
     For what is known only after training, e.g. ``annotate_detector(p, test_metrics={...},
     provenance={...})``. The weights are unchanged (the card embedded in them is rewritten).
     Returns the new card.
     """
-    from safetensors.torch import save
-
-    for key in sections:
-        if key in ("architecture", "img_size", "normalization", "weights", "format"):
-            raise ValueError(f"annotate_detector cannot change {key!r}: it describes the weights; retrain instead")
     tensors, card = _load_pair(path)
-    card = {k: v for k, v in card.items() if k != "weights"}
-    card.update(json.loads(json.dumps(sections)))
-    weights_path, card_path = detector_paths(path)
-    data = save(tensors, metadata={"format": "pt", "dflib_card": json.dumps(card)})
-    atomic_write_bytes(weights_path, data)
-    full = {**card, "weights": {"file": weights_path.name, "sha256": hashlib.sha256(data).hexdigest(),
-                                "bytes": len(data), "parameters": _parameter_count(tensors, card)}}
-    atomic_write_text(card_path, json.dumps(full, indent=2) + "\n")
-    return full
+    card = card.without("weights").with_sections(**sections)
+    _write_pair(tensors, path, card, _parameter_count(tensors, card))
+    return read_card(path)
 
 
-def _parameter_count(tensors: dict[str, torch.Tensor], card: dict[str, Any]) -> int:
+def _parameter_count(tensors: dict[str, torch.Tensor], card: ModelCard) -> int:
     """Parameters (not buffers) of the weights: rebuild the model on the meta device to tell them apart."""
     from dflib.models import create_model_from_config
 
     with torch.device("meta"):
-        model = create_model_from_config(card["architecture"])
+        model = create_model_from_config(card.architecture)
     return int(sum(p.numel() for p in model.parameters()))
 
 
-def _read_weights(weights_path: Path) -> tuple[dict[str, torch.Tensor], dict | None, str]:
+def _read_weights(weights_path: Path) -> tuple[dict[str, torch.Tensor], ModelCard | None, str]:
     """Tensors, the embedded card (or None) and the SHA-256 of one safetensors file."""
     from safetensors import SafetensorError
     from safetensors.torch import load
@@ -206,10 +189,12 @@ def _read_weights(weights_path: Path) -> tuple[dict[str, torch.Tensor], dict | N
     except (SafetensorError, ValueError, KeyError, TypeError) as e:
         raise CheckpointError(f"checkpoint {weights_path} is corrupt or truncated ({e}); "
                               f"re-copy it, or use another checkpoint (e.g. runs/<name>/last)") from e
+    if card is not None:
+        card = ModelCard.from_dict(card, source=f"the card embedded in {weights_path}")
     return tensors, card, hashlib.sha256(data).hexdigest()
 
 
-def read_card(path: str | os.PathLike) -> dict[str, Any]:
+def read_card(path: str | os.PathLike) -> ModelCard:
     """The model card of a pair: the JSON file, else the copy embedded in the weights.
 
     Quick (the weights are not read when the JSON exists); ``load_detector`` also checks that
@@ -221,7 +206,7 @@ def read_card(path: str | os.PathLike) -> dict[str, Any]:
     return _load_pair(path)[1]
 
 
-def _read_json_card(card_path: Path) -> dict[str, Any]:
+def _read_json_card(card_path: Path) -> ModelCard:
     try:
         card = json.loads(card_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
@@ -229,10 +214,10 @@ def _read_json_card(card_path: Path) -> dict[str, Any]:
                               f"on the card embedded in the .safetensors file") from e
     if not isinstance(card, dict) or "architecture" not in card:
         raise CheckpointError(f"{card_path} is not a dflib model card (no 'architecture')")
-    return card
+    return ModelCard.from_dict(card, source=str(card_path))
 
 
-def _load_pair(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def _load_pair(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], ModelCard]:
     weights_path, card_path = detector_paths(path)
     tensors, embedded, sha = _read_weights(weights_path)
     card = None
@@ -268,7 +253,7 @@ def _describe(config: dict[str, Any]) -> str:
     return f"{config.get('name')} at {config.get('img_size')} px{extra}"
 
 
-def load_weights(model: nn.Module, path: str | os.PathLike, *, strict: bool = True) -> dict[str, Any]:
+def load_weights(model: nn.Module, path: str | os.PathLike, *, strict: bool = True) -> ModelCard:
     """Load a saved detector's weights into ``model`` (same architecture and size); return its card.
 
     Raises :class:`CheckpointError` naming both sides when the checkpoint was made for another
@@ -279,10 +264,10 @@ def load_weights(model: nn.Module, path: str | os.PathLike, *, strict: bool = Tr
     return card
 
 
-def _load_into(model: nn.Module, tensors: dict[str, torch.Tensor], card: dict[str, Any],
+def _load_into(model: nn.Module, tensors: dict[str, torch.Tensor], card: ModelCard,
                path: str | os.PathLike, *, strict: bool = True) -> None:
     target = unwrap(model)
-    saved = card["architecture"]
+    saved = card.architecture
     mine = getattr(target, "config", None)
     if isinstance(mine, dict) and mine.get("name") is not None:
         keys = ("name", "num_classes", "img_size", "overrides")
@@ -299,18 +284,18 @@ def _load_into(model: nn.Module, tensors: dict[str, torch.Tensor], card: dict[st
                               f"model: {' '.join(first[1:3]) or first[0]}; use dflib.load_detector") from e
 
 
-def load_detector(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+def load_detector(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, ModelCard]:
     """Rebuild a saved detector from either file of its pair: ``(model in eval mode, card)``.
 
         >>> model, card = dflib.load_detector("models/resnet18.json")
-        >>> p_fake = torch.sigmoid(model(x))          # x normalised with card["normalization"]
-        >>> is_fake = p_fake >= card["threshold"]["value"]
+        >>> p_fake = torch.sigmoid(model(card.transform()(image)[None]))
+        >>> is_fake = p_fake >= card.threshold
     """
     from dflib.models import create_model_from_config
 
     tensors, card = _load_pair(path)
     try:
-        model = create_model_from_config(card["architecture"])
+        model = create_model_from_config(card.architecture)
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"cannot rebuild the model described by {path}: {e}; "
                               f"the card's 'architecture' must name a dflib model") from e

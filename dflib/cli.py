@@ -59,14 +59,14 @@ def _download(args: argparse.Namespace) -> int:
 
 
 def _run_notebooks(args: argparse.Namespace) -> int:
-    from dflib.notebooks import main_run
+    from dflib.notebook_runner import main_run
 
     return main_run(args)
 
 
 def _train(args: argparse.Namespace) -> int:
-    from dflib.notebooks import parse_value
-    from dflib.train import fit
+    from dflib.notebook_runner import parse_value
+    from dflib.training import fit
 
     options = {}
     for item in args.model_arg or []:
@@ -88,7 +88,7 @@ def _train(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     import json
 
-    from dflib.evaluate import evaluate_checkpoint
+    from dflib.evaluation.scoring import evaluate_checkpoint
 
     result = evaluate_checkpoint(args.checkpoint, args.data, args.split, batch_size=args.batch_size,
                                  device=args.device, workers=args.workers,

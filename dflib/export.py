@@ -32,6 +32,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from dflib.card import DEFAULT_THRESHOLD, ModelCard
+
 DEFAULT_OPSET = 18
 INPUT_NAME = "images"
 OUTPUT_NAME = "logits"
@@ -57,12 +59,12 @@ def _require(*modules: str) -> None:
 
 
 def _resolve(model_or_checkpoint: nn.Module | str | os.PathLike | tuple[nn.Module, dict]
-             ) -> tuple[nn.Module, dict[str, Any] | None]:
+             ) -> tuple[nn.Module, ModelCard | None]:
     """``(model, card or None)`` from a model, a ``(model, card)`` pair or a checkpoint path."""
     if isinstance(model_or_checkpoint, nn.Module):
         return model_or_checkpoint, None
     if isinstance(model_or_checkpoint, tuple) and len(model_or_checkpoint) == 2:
-        return model_or_checkpoint[0], model_or_checkpoint[1]
+        return model_or_checkpoint[0], ModelCard.from_dict(model_or_checkpoint[1])
     if isinstance(model_or_checkpoint, (str, os.PathLike)):
         from dflib.checkpoint import load_detector
 
@@ -71,30 +73,32 @@ def _resolve(model_or_checkpoint: nn.Module | str | os.PathLike | tuple[nn.Modul
                     f"{type(model_or_checkpoint).__name__}")
 
 
-def _img_size(model: nn.Module, card: dict | None, img_size: int | None) -> int:
-    size = img_size or (card or {}).get("img_size") or getattr(model, "config", {}).get("img_size")
+def _img_size(model: nn.Module, card: ModelCard | None, img_size: int | None) -> int:
+    size = img_size or (card.img_size if card is not None else getattr(model, "config", {}).get("img_size"))
     if not isinstance(size, int) or size < 16:
         raise ValueError(f"img_size={size!r}: pass the input size in pixels (an integer >= 16), "
                          f"e.g. export_onnx(model, path, img_size=128)")
     return size
 
 
-def _metadata(model: nn.Module, card: dict | None, img_size: int, exporter: str) -> dict[str, str]:
+def _metadata(model: nn.Module, card: ModelCard | None, img_size: int, exporter: str) -> dict[str, str]:
     import dflib
     from dflib.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
-    card = card or {}
-    norm = card.get("normalization") or {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}
-    threshold = (card.get("threshold") or {}).get("value", 0.5)
-    arch = card.get("architecture") or getattr(model, "config", {})
+    if card is not None:
+        name, arch, mean, std, threshold = card.name, card.architecture, card.mean, card.std, card.threshold_or_default()
+    else:  # a bare model: its own config, ImageNet statistics, no validated threshold
+        arch = getattr(model, "config", {})
+        name = str(arch.get("name") or type(model).__name__)
+        mean, std, threshold = IMAGENET_MEAN, IMAGENET_STD, DEFAULT_THRESHOLD
     return {
         "dflib_version": dflib.__version__,
         "exporter": exporter,
-        "name": str(card.get("name") or arch.get("name") or type(model).__name__),
+        "name": name,
         "architecture": json.dumps(arch),
         "img_size": str(img_size),
-        "mean": json.dumps(list(norm["mean"])),
-        "std": json.dumps(list(norm["std"])),
+        "mean": json.dumps(list(mean)),
+        "std": json.dumps(list(std)),
         "threshold": repr(float(threshold)),
         "input": f"{INPUT_NAME}: float32 (N, 3, {img_size}, {img_size}), RGB scaled to [0, 1], then (x - mean) / std",
         "output": f"{OUTPUT_NAME}: float32 (N,); P(fake) = sigmoid(logit); fake when P(fake) >= threshold",

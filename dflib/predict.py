@@ -28,14 +28,13 @@ import pandas as pd
 import torch
 from torch import nn
 
-from dflib.checkpoint import card_transform
+from dflib.card import DEFAULT_THRESHOLD, ModelCard
 from dflib.data.files import IMAGE_EXTENSIONS, NoImagesError, find_images, is_image_file
 
 COLUMNS = ["path", "p_fake", "label", "threshold", "model", "error"]
-DEFAULT_THRESHOLD = 0.5
 DISPLAY_MAX_SIDE = 512  # explanation overlays are drawn on the original image, shrunk to this
 
-Detector = tuple[nn.Module, dict]
+Detector = tuple[nn.Module, ModelCard]
 DetectorLike = Union[str, os.PathLike, Detector]
 
 
@@ -61,7 +60,7 @@ def load_detectors(detectors: DetectorLike | Sequence[DetectorLike],
             loaded.append(load_detector(item, device=device))
         elif isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], nn.Module):
             model, card = item
-            loaded.append((model.to(device).eval(), dict(card)))
+            loaded.append((model.to(device).eval(), ModelCard.from_dict(card)))
         else:
             raise TypeError(f"expected a checkpoint path or a (model, card) pair, got {type(item).__name__}")
     if not loaded:
@@ -79,12 +78,6 @@ def _available(folder: Path) -> str:
     return "train one with `dflib train` or notebook 05, which save models/<name>.json"
 
 
-def card_threshold(card: dict[str, Any]) -> float:
-    """The decision threshold of a model card (chosen on Validation), else 0.5."""
-    value = (card.get("threshold") or {}).get("value")
-    return float(value) if value is not None else DEFAULT_THRESHOLD
-
-
 def _check_threshold(threshold: float | None) -> float | None:
     if threshold is None:
         return None
@@ -97,7 +90,7 @@ def _check_threshold(threshold: float | None) -> float | None:
 def _names(detectors: Sequence[Detector]) -> list[str]:
     names, seen = [], {}
     for model, card in detectors:
-        name = str(card.get("name") or (card.get("architecture") or {}).get("name") or type(model).__name__)
+        name = card.name
         seen[name] = seen.get(name, 0) + 1
         names.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
     return names
@@ -213,7 +206,7 @@ def _score(paths: Sequence[Path], detectors: Sequence[Detector], device: torch.d
 
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"batch_size={batch_size!r} is invalid; use an integer >= 1")
-    data = _Files(paths, [card_transform(card) for _, card in detectors], display=explain_dir is not None)
+    data = _Files(paths, [card.transform() for _, card in detectors], display=explain_dir is not None)
     loader = torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=workers,
                                          collate_fn=_collate)
     probs = np.full((len(paths), len(detectors)), np.nan)
@@ -295,7 +288,7 @@ def predict_paths(paths: Iterable[str | os.PathLike] | str | os.PathLike, checkp
     detectors = load_detectors(checkpoint, dev)
     if len(detectors) != 1:
         raise ValueError("predict_paths takes one detector; use predict_ensemble for several")
-    t = card_threshold(detectors[0][1]) if threshold is None else threshold
+    t = detectors[0][1].threshold_or_default() if threshold is None else threshold
     probs, errors, explain_errors = _score(files, detectors, dev, batch_size=batch_size, workers=workers,
                                            progress=progress, explain_dir=folder)
     df = _frame(files, probs[:, 0], errors, t, _names(detectors)[0])
@@ -317,7 +310,7 @@ def predict_ensemble(paths: Iterable[str | os.PathLike] | str | os.PathLike,
     the ``COLUMNS`` of :func:`predict_paths` (``p_fake`` = the mean, ``model`` =
     ``ensemble(a+b+...)``) plus one ``p_fake_<name>`` column per detector. ``threshold``
     defaults to 0.5: the members' validation thresholds do not carry over to their average (pick
-    one for the ensemble on validation scores, e.g. with :mod:`dflib.evaluate`).
+    one for the ensemble on validation scores, e.g. with :mod:`dflib.evaluation.scoring`).
     """
     from dflib.runtime import select_device
 
@@ -358,7 +351,7 @@ def explanation_overlays(paths: Iterable[str | os.PathLike] | str | os.PathLike,
     if len(detectors) != 1:
         raise ValueError("explanation_overlays takes one detector; call it once per detector")
     model, card = detectors[0]
-    data = _Files(files, [card_transform(card)], display=True)
+    data = _Files(files, [card.transform()], display=True)
     out: dict[str, np.ndarray | None] = {}
     for start in range(0, len(files), batch_size):
         batch = [data[i] for i in range(start, min(start + batch_size, len(files)))]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.calibration import calibration_curve
 
-from dflib.evaluate import (apply_temperature, calibration_summary, expected_calibration_error, fit_temperature,
+from dflib.evaluation import (apply_temperature, calibration_summary, expected_calibration_error, fit_temperature,
                             reliability_curve, roc_auc)
 
 

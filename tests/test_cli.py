@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from dflib.cli import main
-from dflib.notebooks import NotebookError, list_notebooks, parse_value
+from dflib.notebook_runner import NotebookError, list_notebooks, parse_value
 from tests.conftest import make_dataset
 
 

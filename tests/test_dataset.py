@@ -245,7 +245,7 @@ def test_make_loader_takes_a_sampler(tmp_path):
 
 
 def test_make_train_loader_is_seeded_and_worker_independent(tmp_path):
-    from dflib.sampling import finish_batch, make_train_loader
+    from dflib.data.sampling import finish_batch, make_train_loader
 
     ds = DeepfakeDataset(make_dataset(tmp_path, splits=("Train",), per_class=4), "Train")
     t = train_transform(16, AugmentConfig(jpeg_p=0.5, blur_p=0.5, color_p=0.5))

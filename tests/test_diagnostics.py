@@ -1,4 +1,4 @@
-"""dflib.diagnostics: overfitting, gradient norms, shortcuts, separable pair, ViT probes."""
+"""dflib.models.diagnostics: overfitting, gradient norms, shortcuts, separable pair, ViT probes."""
 
 import matplotlib
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from dflib import plots
-from dflib.diagnostics import (cls_attention, gradient_norms, overfit_one_batch, patchify, pos_embed_similarity,
+from dflib.models.diagnostics import (cls_attention, gradient_norms, overfit_one_batch, patchify, pos_embed_similarity,
                                separable_savings, without_shortcuts)
 from dflib.models import ResNet, ViT, create_model
 

@@ -1,4 +1,4 @@
-"""dflib.efficiency: the live efficiency table (parameters, MACs, latency, throughput, memory, file size)."""
+"""dflib.evaluation.efficiency: the live efficiency table (parameters, MACs, latency, throughput, memory, file size)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from dflib.checkpoint import save_detector
-from dflib.efficiency import (MIB, TensorMemoryTracker, efficiency_table, forward_peak_bytes, time_forward,
+from dflib.evaluation.efficiency import (MIB, TensorMemoryTracker, efficiency_table, forward_peak_bytes, time_forward,
                               weights_bytes)
 from dflib.models import count_macs, count_parameters, create_model
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from dflib.evaluate import (accuracy, average_precision, balanced_accuracy, choose_threshold, predict_scores,
+from dflib.evaluation import (accuracy, average_precision, balanced_accuracy, choose_threshold, predict_scores,
                             roc_auc, summarize)
 
 # 2 reals (0.1, 0.4) and 2 fakes (0.35, 0.8).

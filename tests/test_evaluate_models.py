@@ -9,7 +9,7 @@ import torch
 
 from dflib.checkpoint import CheckpointError, save_detector
 from dflib.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from dflib.evaluate import (ScoredSplit, accuracy, choose_threshold, load_checkpoints, markdown_table,
+from dflib.evaluation import (ScoredSplit, accuracy, choose_threshold, load_checkpoints, markdown_table,
                             oracle_accuracy, score_split)
 from dflib.models import create_model
 

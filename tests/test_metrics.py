@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
-from dflib.evaluate import (accuracy, all_metrics, average_precision, balanced_accuracy, bootstrap_ci,
+from dflib.evaluation import (accuracy, all_metrics, average_precision, balanced_accuracy, bootstrap_ci,
                             choose_threshold, confusion_matrix, eer, equal_error_rate, f1, full_report,
                             metrics_table, per_class_accuracy, per_method_metrics, precision, recall,
                             report_on_test, roc_auc, tpr_at_fpr)
-from dflib.report import infer_holdout_method, stratified_indices
+from dflib.evaluation.report import infer_holdout_method, stratified_indices
 
 # 2 reals (0.1, 0.4) and 2 fakes (0.35, 0.8), as in test_evaluate.py.
 LABELS = [0, 0, 1, 1]

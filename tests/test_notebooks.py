@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from dflib.notebooks import list_notebooks, run_notebooks
+from dflib.notebook_runner import list_notebooks, run_notebooks
 
 NOTEBOOKS = [p.name for p in list_notebooks()]
 

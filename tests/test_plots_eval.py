@@ -12,7 +12,8 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from dflib import plots_eval as pe  # noqa: E402
+from dflib import plots as pe  # noqa: E402
+from dflib.evaluation import confident_mistakes  # noqa: E402
 
 rng = np.random.default_rng(0)
 Y = np.r_[np.zeros(30, int), np.ones(30, int)]
@@ -51,7 +52,7 @@ def test_robustness_method_and_gallery_figures():
     table = pd.DataFrame({"method": ["face_swap", "upsampling", "all fakes"], "roc_auc": [0.9, 0.6, 0.8],
                           "recall": [0.8, 0.3, 0.6], "held_out": [False, True, False]})
     assert isinstance(pe.per_method_bars({"a": table, "b": table}), plt.Figure)
-    idx = pe.confident_mistakes([0, 0, 1, 1], [0.9, 0.6, 0.05, 0.8], threshold=0.5, k=5)
+    idx = confident_mistakes([0, 0, 1, 1], [0.9, 0.6, 0.05, 0.8], threshold=0.5, k=5)
     assert idx.tolist() == [2, 0, 1]  # fake at 0.05 (0.45 under), real at 0.9 (0.4 over), real at 0.6 (0.1)
     imgs = [torch.rand(3, 16, 16) for _ in idx]
     assert isinstance(pe.mistake_gallery(imgs, [0.05, 0.9, 0.6], [1, 0, 0], 0.5), plt.Figure)
@@ -64,9 +65,9 @@ def test_confident_mistakes_balanced_shows_both_kinds():
     # reals 0..3 all flagged (0.9, 0.8, 0.7, 0.6), fakes 4..5 missed (0.05, 0.35), fake 6 caught
     labels = [0, 0, 0, 0, 1, 1, 1]
     scores = [0.9, 0.8, 0.7, 0.6, 0.05, 0.35, 0.95]
-    assert pe.confident_mistakes(labels, scores, 0.5, k=4).tolist() == [4, 0, 1, 2]
-    assert pe.confident_mistakes(labels, scores, 0.5, k=4, balanced=True).tolist() == [0, 1, 4, 5]
-    assert pe.confident_mistakes(labels, scores, 0.5, k=5, balanced=True).tolist() == [0, 1, 2, 4, 5]
+    assert confident_mistakes(labels, scores, 0.5, k=4).tolist() == [4, 0, 1, 2]
+    assert confident_mistakes(labels, scores, 0.5, k=4, balanced=True).tolist() == [0, 1, 4, 5]
+    assert confident_mistakes(labels, scores, 0.5, k=5, balanced=True).tolist() == [0, 1, 2, 4, 5]
     # Too few missed fakes: the reals fill in.
-    assert pe.confident_mistakes(labels, scores, 0.5, k=6, balanced=True).tolist() == [0, 1, 2, 3, 4, 5]
-    assert pe.confident_mistakes(labels, scores, 0.2, k=4, balanced=True).tolist() == [0, 1, 2, 4]
+    assert confident_mistakes(labels, scores, 0.5, k=6, balanced=True).tolist() == [0, 1, 2, 3, 4, 5]
+    assert confident_mistakes(labels, scores, 0.2, k=4, balanced=True).tolist() == [0, 1, 2, 4]

@@ -10,7 +10,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from dflib.plots_predict import prediction_grid  # noqa: E402
+from dflib.plots import prediction_grid  # noqa: E402
 
 
 def _inputs(n=3):

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from dflib.robustness import (DEFAULT_SWEEP, SMOKE_SWEEP, brightness, center_zoom, degrade, gaussian_blur, jpeg,
+from dflib.evaluation.robustness import (DEFAULT_SWEEP, SMOKE_SWEEP, brightness, center_zoom, degrade, gaussian_blur, jpeg,
                               resample, robustness_sweep)
 
 IDENTITY = {"blur": 0.0, "resize": 1.0, "crop": 1.0, "brightness": 1.0}

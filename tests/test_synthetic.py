@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dflib.data.baselines import difficulty_baselines
+from dflib.evaluation.baselines import difficulty_baselines
 from dflib.data.synthetic import (METHODS, SampleConfig, default_cache_dir, ensure_sample, generate_sample,
                                   manipulate, read_manifest, render_face)
 from dflib.data.synthetic import cache as cache_mod

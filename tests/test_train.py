@@ -21,8 +21,8 @@ import dflib
 from dflib.checkpoint import CheckpointError, load_resume_state
 from dflib.cli import main
 from dflib.data import LayoutError
-from dflib.sampling import BalancedSampler, SeededSampler
-from dflib.train import EarlyStopping, fit, warmup_cosine
+from dflib.data.sampling import BalancedSampler, SeededSampler
+from dflib.training import EarlyStopping, fit, warmup_cosine
 from tests.conftest import make_dataset
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -141,20 +141,21 @@ def test_two_stage_augmentation_on_a_device_gives_the_same_run(reference, data, 
     # On an accelerator the engine ships uint8 crops and finishes the augmentation on the device.
     # Forced on the CPU here (no GPU in CI): the same augmentation up to float rounding, so the
     # same training run up to rounding.
-    import dflib.sampling
-    import dflib.train_run
+    import dflib.data.sampling
+    import dflib.training.run
+    import dflib.training.steps
 
-    monkeypatch.setattr(dflib.train_run, "augment_on_device", lambda device: True)
+    monkeypatch.setattr(dflib.training.run, "augment_on_device", lambda device: True)
     batches = []
-    finish = dflib.sampling.finish_batch
-    monkeypatch.setattr(dflib.train, "finish_batch", lambda b, t, d: (batches.append(len(b)), finish(b, t, d))[1])
+    finish = dflib.data.sampling.finish_batch
+    monkeypatch.setattr(dflib.training.steps, "finish_batch", lambda b, t, d: (batches.append(len(b)), finish(b, t, d))[1])
     staged = fit(**{**TINY, "workers": 1}, data_dir=str(data), epochs=3, out=str(tmp_path), deterministic=True)
     assert batches and set(batches) == {3}  # (uint8 images, labels, params) batches
     pd.testing.assert_frame_equal(_metrics(staged.history), _metrics(reference.history), rtol=1e-3)
 
 
 def test_resume_after_an_interruption_equals_the_uninterrupted_run(reference, data, tmp_path, monkeypatch):
-    from dflib.train_run import TrainingRun
+    from dflib.training.run import TrainingRun
 
     original = TrainingRun.end_epoch
 
@@ -185,7 +186,7 @@ def test_resume_refuses_other_settings_and_new_runs_refuse_old_ones(reference, d
 
 
 def test_early_stopping_stops_and_a_stopped_run_stays_stopped(data, tmp_path, monkeypatch):
-    import dflib.train as train
+    import dflib.training.loop as train
 
     flat = {"val_loss": 0.69, "val_accuracy": 0.5, "val_roc_auc": 0.5, "val_average_precision": 0.5,
             "val_threshold": 0.5, "val_balanced_accuracy": 0.5}

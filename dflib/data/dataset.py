@@ -125,7 +125,7 @@ class DeepfakeDataset(Dataset):
         """Sample ``index`` through ``transform``; an unreadable file is replaced by the next one.
 
         The image is decoded no larger than the transform needs (its ``decode_size``); with
-        ``seed`` the transform's randomness is reproducible (see :mod:`dflib.sampling`).
+        ``seed`` the transform's randomness is reproducible (see :mod:`dflib.data.sampling`).
         """
         n = len(self.samples)
         min_size = getattr(transform, "decode_size", None)
@@ -190,7 +190,7 @@ def make_loader(
 
     ``train=True`` shuffles (seeded) and drops the last incomplete batch; ``balanced=True``
     samples both classes equally often (a remedy for class imbalance); ``sampler`` replaces
-    both with your own order (e.g. :func:`dflib.sampling.make_train_loader`'s seeded one);
+    both with your own order (e.g. :func:`dflib.data.sampling.make_train_loader`'s seeded one);
     ``collate_fn`` replaces torch's default batching.
     Workers default to one per spare core, stay alive between epochs, and pin memory when the
     target device is CUDA (``pin_memory`` overrides that).
@@ -202,7 +202,7 @@ def make_loader(
         raise ValueError(f"num_workers must be >= 0, got {num_workers!r}")
     if sampler is not None and balanced:
         raise ValueError("pass either balanced=True or a sampler, not both (BalancedSampler in "
-                         "dflib.sampling draws balanced classes as a sampler)")
+                         "dflib.data.sampling draws balanced classes as a sampler)")
     generator = torch.Generator().manual_seed(seed)
     if balanced:
         targets = torch.as_tensor(getattr(dataset, "targets"))

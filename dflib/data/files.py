@@ -1,6 +1,6 @@
 """Turning what a user types (files, folders, glob patterns) into a list of image files.
 
-Used by ``dflib predict``; knows nothing about models. Folders are searched recursively for
+Used by ``dflib predict`` and by dataset discovery (:mod:`dflib.data.layout`); knows nothing about models. Folders are searched recursively for
 files with an image extension (any case); glob patterns are expanded here too, for shells that
 do not expand them (Windows ``cmd``, quoted arguments).
 """
@@ -13,7 +13,8 @@ import re
 from pathlib import Path
 from typing import Iterable
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+# The one list of image extensions in dflib: dataset discovery, check-data and predict all use it.
+IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 _GLOB_CHARS = re.compile(r"[*?\[]")
 
 

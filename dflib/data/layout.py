@@ -16,12 +16,10 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 from dflib import FAKE, REAL
+from dflib.data.files import IMAGE_EXTENSIONS, is_image_file
 
 SPLITS: tuple[str, ...] = ("Train", "Validation", "Test")
 CLASSES: Mapping[str, int] = {"real": REAL, "fake": FAKE}
-IMAGE_EXTENSIONS: frozenset[str] = frozenset(
-    {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
-)
 # Common aliases for the validation split seen in other face datasets.
 _SPLIT_ALIASES = {"train": "Train", "validation": "Validation", "val": "Validation",
                   "valid": "Validation", "test": "Test"}
@@ -113,7 +111,7 @@ def _list_images(folder: Path) -> list[Path]:
     """Image files directly in ``folder`` (by extension), sorted by name for determinism."""
     with os.scandir(folder) as it:
         files = [Path(e.path) for e in it
-                 if e.is_file() and Path(e.name).suffix.lower() in IMAGE_EXTENSIONS
+                 if e.is_file() and is_image_file(e.name)
                  and not e.name.startswith(".")]
     return sorted(files)
 

@@ -53,7 +53,7 @@ def loader_throughput(loader: DataLoader, epochs: int = 1, warmup: bool = True) 
     One untimed pass first starts the (persistent) worker processes and warms the file cache;
     each timed pass runs from creating the iterator to the last batch, so prefetching cannot
     hide work outside the timed window. Batches are ``(x, y)`` or ``(x, y, params)``
-    (:func:`dflib.sampling.make_train_loader` with ``batched=True``).
+    (:func:`dflib.data.sampling.make_train_loader` with ``batched=True``).
     """
     if warmup:
         for _ in loader:

@@ -9,7 +9,7 @@ keeps one copy per config in a user cache folder (`default_cache_dir`).
 The default config (400 Train images per class, 100 per class in Validation and Test,
 256 px) is generated in about half a minute on one CPU core. It is built to be hard for
 shortcuts and easy for convolutional networks: a logistic regression on 32x32 gray pixels,
-the file size or the mean brightness alone stay close to chance (`dflib.data.baselines`),
+the file size or the mean brightness alone stay close to chance (`dflib.evaluation.baselines`),
 while a small CNN trained for a few CPU minutes at 128 px separates real from fake.
 
     >>> from dflib.data.synthetic import ensure_sample, read_manifest

@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
-from dflib.calibration import expected_calibration_error, reliability_curve
-from dflib.metrics import _as_arrays, _need_both_classes, roc_points
-from dflib.plots import _as_hwc
-from dflib.robustness import LEVEL_LABELS
+from dflib.evaluation.calibration import expected_calibration_error, reliability_curve
+from dflib.evaluation.metrics import auc_from_roc, check_scores, require_both_classes, roc_points
+from dflib.plots.common import as_hwc
+from dflib.evaluation.robustness import LEVEL_LABELS
 
 Curves = Mapping[str, tuple[Sequence[int], Sequence[float]]]
 
@@ -34,10 +34,10 @@ def roc_curves(curves: Curves, thresholds: Mapping[str, float] | None = None, lo
     fig, ax = plt.subplots(figsize=(5.4, 4.6))
     for name, (labels, scores) in curves.items():
         fpr, tpr, _ = roc_points(labels, scores)
-        auc = float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
+        auc = auc_from_roc(fpr, tpr)
         (line,) = ax.plot(fpr, tpr, lw=1.8, label=f"{name} (AUC {auc:.3f})")
         if thresholds and name in thresholds:
-            y, s = _as_arrays(labels, scores)
+            y, s = check_scores(labels, scores)
             pred = s >= thresholds[name]
             ax.plot(pred[y == 0].mean(), pred[y == 1].mean(), "o", color=line.get_color(), ms=7,
                     markeredgecolor="black", label=f"{name} @ threshold {thresholds[name]:.2f}")
@@ -60,8 +60,8 @@ def pr_curves(curves: Curves, title: str = "Precision-recall curves on Test (fak
     fig, ax = plt.subplots(figsize=(5.4, 4.6))
     prevalence = None
     for name, (labels, scores) in curves.items():
-        y, s = _as_arrays(labels, scores)
-        _need_both_classes(y, "the PR curve")
+        y, s = check_scores(labels, scores)
+        require_both_classes(y, "the PR curve")
         prec, rec, _ = skm.precision_recall_curve(y, s)
         ap = skm.average_precision_score(y, s)
         ax.step(rec, prec, where="post", lw=1.8, label=f"{name} (AP {ap:.3f})")
@@ -133,7 +133,7 @@ def reliability_diagrams(panels: Mapping[str, tuple[Sequence[int], Mapping[str, 
 
 def robustness_curves(df: pd.DataFrame, metric: str = "roc_auc",
                       title: str = "Robustness: ROC-AUC under degradations") -> plt.Figure:
-    """One panel per degradation, one line per model (from :func:`dflib.robustness.robustness_sweep`).
+    """One panel per degradation, one line per model (from :func:`dflib.evaluation.robustness.robustness_sweep`).
 
     The dashed line of each model's colour is its score on clean images. Axes run from mild to
     strong degradation where that has a direction (JPEG quality, downscale, crop: inverted).
@@ -193,24 +193,6 @@ def per_method_bars(tables: Mapping[str, pd.DataFrame] | pd.DataFrame, metric: s
     return fig
 
 
-def confident_mistakes(labels, scores, threshold: float = 0.5, k: int = 12, balanced: bool = False) -> np.ndarray:
-    """Indices of the ``k`` most confident wrong calls: reals with the highest P(fake), fakes with the lowest.
-
-    ``balanced=True`` takes half of them among the reals flagged as fake and half among the
-    missed fakes (the other kind fills in when one kind has too few), so a detector that makes
-    mostly one kind of mistake still shows both; reals first, each kind most confident first.
-    """
-    y, s = _as_arrays(labels, scores)
-    wrong = np.flatnonzero((s >= threshold) != (y == 1))
-    confidence = np.where(y[wrong] == 1, threshold - s[wrong], s[wrong] - threshold)
-    ranked = wrong[np.argsort(-confidence, kind="stable")]
-    if not balanced:
-        return ranked[:k]
-    reals, fakes = ranked[y[ranked] == 0], ranked[y[ranked] == 1]
-    n_real = min(len(reals), max(k - len(fakes), (k + 1) // 2))
-    return np.concatenate([reals[:n_real], fakes[:k - n_real]])
-
-
 def mistake_gallery(images: Sequence, scores: Sequence[float], labels: Sequence[int], threshold: float = 0.5,
                     ncols: int = 6, title: str = "Most confident mistakes") -> plt.Figure:
     """Images (PIL, H x W x 3 arrays or 3 x H x W tensors in [0, 1]) with their P(fake) and true class."""
@@ -227,7 +209,7 @@ def mistake_gallery(images: Sequence, scores: Sequence[float], labels: Sequence[
         ax.axis("off")
     for i in range(n):
         ax = axes.ravel()[i]
-        ax.imshow(_as_hwc(images[i]))
+        ax.imshow(as_hwc(images[i]))
         truth = "fake" if int(labels[i]) == 1 else "real"
         ax.set_title(f"true {truth}\nP(fake) = {float(scores[i]):.3f}", fontsize=8,
                      color="#e76f51" if truth == "fake" else "#2a9d8f")
@@ -239,7 +221,7 @@ def mistake_gallery(images: Sequence, scores: Sequence[float], labels: Sequence[
 def degradation_examples(image, levels: Mapping[str, Sequence[float]], size: float = 1.6,
                          title: str = "One test image under each degradation") -> plt.Figure:
     """A grid: one row per degradation, one column per level, of ``image`` (uint8 ``(3, H, W)`` or PIL)."""
-    from dflib.robustness import degrade
+    from dflib.evaluation.robustness import degrade
 
     rows = list(levels)
     ncols = max(len(v) for v in levels.values())
@@ -249,7 +231,7 @@ def degradation_examples(image, levels: Mapping[str, Sequence[float]], size: flo
     for r, name in enumerate(rows):
         for c, lv in enumerate(levels[name]):
             out = degrade(image, name, lv)
-            arr = _as_hwc(out)
+            arr = as_hwc(out)
             axes[r, c].imshow(arr if arr.dtype == np.uint8 else np.clip(arr, 0, 1))
             axes[r, c].set_title(f"{name} {lv:g}", fontsize=7)
     fig.suptitle(title)

@@ -1,4 +1,4 @@
-"""The setup and the bookkeeping around ``dflib.train``'s epoch loop, for one training run.
+"""The setup and the bookkeeping around the epoch loop of :func:`dflib.training.loop`, for one training run.
 
 :class:`TrainingRun` checks the output folder (before anything slow), builds the model, the data
 loaders and the optimisation objects, restores a resume state (refusing one made with other
@@ -25,9 +25,14 @@ from tqdm.auto import tqdm
 
 from dflib import checkpoint as ckpt
 from dflib import runtime
-from dflib.sampling import make_train_loader
-from dflib.train import (RESUME_KEYS, EarlyStopping, RunPaths, TrainConfig, TrainResult, build_optimizer,
-                         make_card, warmup_cosine)
+from dflib.data.sampling import make_train_loader
+from dflib.card import ModelCard
+from dflib.data import (AugmentConfig, DeepfakeDataset, LayoutError, TrainTransform, default_num_workers, discover,
+                        eval_transform, make_loader, resolve_data_dir, train_transform)
+from dflib.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from dflib.models import create_model
+from dflib.training.config import RESUME_KEYS, RunPaths, TrainConfig, TrainResult
+from dflib.training.steps import EarlyStopping, build_optimizer, warmup_cosine
 
 RESUME_FORMAT = "dflib-resume/1"
 
@@ -52,8 +57,6 @@ class TrainingRun:
     """Everything one call of ``fit`` needs between epochs (see the module docstring)."""
 
     def __init__(self, cfg: TrainConfig, info: runtime.DistInfo, device: torch.device) -> None:
-        from dflib.models import create_model
-
         self.cfg, self.info, self.device = cfg, info, device
         self.started = time.perf_counter()
         self.elapsed_before = 0.0
@@ -125,10 +128,6 @@ class TrainingRun:
         runtime.barrier()
 
     def _build_data(self) -> None:
-        from dflib.data import (AugmentConfig, DeepfakeDataset, LayoutError, default_num_workers, discover,
-                                eval_transform, make_loader, resolve_data_dir, train_transform)
-        from dflib.data.transforms import TrainTransform
-
         cfg, info = self.cfg, self.info
         if info.enabled and not info.is_main:
             runtime.barrier()  # rank 0 generates the embedded sample first (if needed)
@@ -248,7 +247,7 @@ class TrainingRun:
         if self.info.is_main:
             args = {"epochs_trained": row["epoch"], "world_size": self.info.world_size, "pos_weight": self.pos_weight,
                     "amp": str(self.amp_dtype).replace("torch.", "") if self.amp_dtype else "off"}
-            card = make_card(cfg, self.model, self.data_card, row, **args)
+            card = self.card(row, **args)
             if improved:
                 ckpt.save_detector(self.model, p.best, card)
             ckpt.save_detector(self.model, p.last, card)
@@ -260,6 +259,27 @@ class TrainingRun:
                  f"AUC {row['val_roc_auc']:.4f} AP {row['val_average_precision']:.4f} | "
                  f"{row['epoch_seconds']:.1f} s, {row['train_images_per_s']:.0f} img/s"
                  + (" | best" if improved else ""))
+
+    def card(self, row: dict[str, Any], *, epochs_trained: int, amp: str, world_size: int,
+             pos_weight: float) -> ModelCard:
+        """The model card of this epoch's checkpoint (``row`` is its history row)."""
+        from dataclasses import asdict
+
+        cfg = self.cfg
+        training = {
+            "epochs_trained": epochs_trained, "epochs_planned": cfg.epochs,
+            "loss": "BCE with logits" + (f", pos_weight {pos_weight:.4g}" if cfg.imbalance == "pos_weight" else ""),
+            "imbalance": cfg.imbalance, "pos_weight": pos_weight, "amp": amp, "world_size": world_size,
+            "schedule": f"linear warm-up {cfg.warmup_epochs:g} epoch(s) + cosine to {cfg.min_lr_ratio:g} x lr, per step",
+            "config": {k: v for k, v in asdict(cfg).items() if k not in ("progress", "resume", "overwrite")},
+        }
+        metrics = {"split": "Validation", "epoch": row["epoch"],
+                   **{k[4:]: row[k] for k in row if k.startswith("val_") and k != "val_threshold"}}
+        return ModelCard.make(
+            name=cfg.name or cfg.model, architecture=ckpt.unwrap(self.model).config, mean=IMAGENET_MEAN,
+            std=IMAGENET_STD, threshold=row["val_threshold"], threshold_method="youden",
+            threshold_note="maximises Youden's J = TPR - FPR on validation, i.e. balanced accuracy",
+            metrics=metrics, data=self.data_card, training=training)
 
     def _state(self, epoch: int) -> dict[str, Any]:
         """Everything needed to continue after ``epoch`` (plain containers and tensors only)."""

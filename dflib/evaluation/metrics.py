@@ -7,9 +7,9 @@ adds the operating points detection papers report (EER, TPR at a fixed FPR) and 
 
 **Thresholds are chosen on Validation and applied to Test, never chosen on Test.** A threshold
 tuned on the split you report is an optimistic, leaked number. :func:`choose_threshold` refuses
-``split="Test"``; :func:`dflib.report.report_on_test` does the whole honest recipe.
+``split="Test"``; :func:`dflib.evaluation.report.report_on_test` does the whole honest recipe.
 
-Everything is re-exported by :mod:`dflib.evaluate`.
+Everything is re-exported by :mod:`dflib.evaluation.scoring`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from sklearn import metrics as skm
 THRESHOLD_METHODS = ("youden", "eer", "fpr")
 
 
-def _as_arrays(labels, scores) -> tuple[np.ndarray, np.ndarray]:
+def check_scores(labels, scores) -> tuple[np.ndarray, np.ndarray]:
     y = np.asarray(labels).astype(np.int64).ravel()
     s = np.asarray(scores, dtype=np.float64).ravel()
     if y.shape != s.shape:
@@ -36,7 +36,7 @@ def _as_arrays(labels, scores) -> tuple[np.ndarray, np.ndarray]:
     return y, s
 
 
-def _need_both_classes(y: np.ndarray, what: str) -> None:
+def require_both_classes(y: np.ndarray, what: str) -> None:
     if np.unique(y).size < 2:
         only = "fake" if y[0] == 1 else "real"
         raise ValueError(f"{what} needs both real and fake images, but all {y.size} are {only}; "
@@ -57,24 +57,34 @@ def _predict(s: np.ndarray, threshold: float) -> np.ndarray:
 
 def roc_auc(labels, scores) -> float:
     """Area under the ROC curve: P(a random fake scores higher than a random real)."""
-    y, s = _as_arrays(labels, scores)
-    _need_both_classes(y, "ROC-AUC")
+    y, s = check_scores(labels, scores)
+    require_both_classes(y, "ROC-AUC")
     return float(skm.roc_auc_score(y, s))
 
 
 def average_precision(labels, scores) -> float:
     """Area under the precision-recall curve with fake as the positive class."""
-    y, s = _as_arrays(labels, scores)
-    _need_both_classes(y, "average precision")
+    y, s = check_scores(labels, scores)
+    require_both_classes(y, "average precision")
     return float(skm.average_precision_score(y, s))
 
 
 def roc_points(labels, scores) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every point of the ROC curve: ``fpr, tpr, thresholds`` (thresholds descending, the
     first is +inf = nothing called fake), from :func:`sklearn.metrics.roc_curve`."""
-    y, s = _as_arrays(labels, scores)
-    _need_both_classes(y, "the ROC curve")
+    y, s = check_scores(labels, scores)
+    require_both_classes(y, "the ROC curve")
     return skm.roc_curve(y, s, drop_intermediate=False)
+
+
+def auc_from_roc(fpr: np.ndarray, tpr: np.ndarray) -> float:
+    """Area under an ROC curve given by its points (trapezoid rule), e.g. from :func:`roc_points`.
+
+    The same number as :func:`roc_auc` on the scores the curve came from; for code that already
+    has the curve (the bootstrap, the ROC figure).
+    """
+    fpr, tpr = np.asarray(fpr, np.float64), np.asarray(tpr, np.float64)
+    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
 
 
 def _eer_from_roc(fpr: np.ndarray, tpr: np.ndarray, thresholds: np.ndarray) -> tuple[float, float]:
@@ -131,37 +141,37 @@ def tpr_at_fpr(labels, scores, max_fpr: float = 0.01) -> float:
 
 def accuracy(labels, scores, threshold: float = 0.5) -> float:
     """Fraction of images classified right when fake means ``score >= threshold``."""
-    y, s = _as_arrays(labels, scores)
+    y, s = check_scores(labels, scores)
     return float(skm.accuracy_score(y, _predict(s, threshold)))
 
 
 def balanced_accuracy(labels, scores, threshold: float = 0.5) -> float:
     """Mean of the accuracy on reals and on fakes (insensitive to class imbalance)."""
-    y, s = _as_arrays(labels, scores)
+    y, s = check_scores(labels, scores)
     return float(skm.balanced_accuracy_score(y, _predict(s, threshold)))
 
 
 def precision(labels, scores, threshold: float = 0.5) -> float:
     """Of the images called fake, the share that are fake (0 when nothing is called fake)."""
-    y, s = _as_arrays(labels, scores)
+    y, s = check_scores(labels, scores)
     return float(skm.precision_score(y, _predict(s, threshold), zero_division=0.0))
 
 
 def recall(labels, scores, threshold: float = 0.5) -> float:
     """Of the fakes, the share called fake (= TPR, sensitivity; 0 when there are no fakes)."""
-    y, s = _as_arrays(labels, scores)
+    y, s = check_scores(labels, scores)
     return float(skm.recall_score(y, _predict(s, threshold), zero_division=0.0))
 
 
 def f1(labels, scores, threshold: float = 0.5) -> float:
     """Harmonic mean of precision and recall for the fake class."""
-    y, s = _as_arrays(labels, scores)
+    y, s = check_scores(labels, scores)
     return float(skm.f1_score(y, _predict(s, threshold), zero_division=0.0))
 
 
 def confusion_matrix(labels, scores, threshold: float = 0.5) -> np.ndarray:
     """``[[TN, FP], [FN, TP]]``: rows = true class (real, fake), columns = predicted class."""
-    y, s = _as_arrays(labels, scores)
+    y, s = check_scores(labels, scores)
     return skm.confusion_matrix(y, _predict(s, threshold), labels=[0, 1])
 
 
@@ -195,9 +205,9 @@ def choose_threshold(labels, scores, method: str = "youden", *, target_fpr: floa
         raise ValueError(f"unknown threshold method {method!r}; choose one of {THRESHOLD_METHODS}")
     if split is not None and str(split).strip().lower() == "test":
         raise ValueError("refusing to choose a threshold on the Test split: choose it on Validation "
-                         "scores and apply it to Test (see dflib.report.report_on_test)")
-    y, s = _as_arrays(labels, scores)
-    _need_both_classes(y, "choosing a threshold")
+                         "scores and apply it to Test (see dflib.evaluation.report.report_on_test)")
+    y, s = check_scores(labels, scores)
+    require_both_classes(y, "choosing a threshold")
     fpr, tpr, thresholds = skm.roc_curve(y, s, drop_intermediate=False)
     if method == "eer":
         return _eer_from_roc(fpr, tpr, thresholds)[1]
@@ -218,8 +228,8 @@ def oracle_accuracy(labels, scores) -> tuple[float, float]:
     how optimistic that is (compare it with the accuracy at a threshold chosen on Validation);
     never report it as a result. The threshold is one of the scores, or +inf (nothing fake).
     """
-    y, s = _as_arrays(labels, scores)
-    _need_both_classes(y, "the oracle accuracy")
+    y, s = check_scores(labels, scores)
+    require_both_classes(y, "the oracle accuracy")
     fpr, tpr, thresholds = skm.roc_curve(y, s, drop_intermediate=False)
     n_fake = float(y.sum())
     acc = (tpr * n_fake + (1 - fpr) * (y.size - n_fake)) / y.size
@@ -240,12 +250,12 @@ def all_metrics(labels, scores, threshold: float = 0.5) -> dict[str, Any]:
     Gives the same numbers as the single-metric functions, only faster, which matters for the
     bootstrap. Also returns ``eer_threshold`` and the ``confusion_matrix`` as nested lists.
     """
-    y, s = _as_arrays(labels, scores)
-    _need_both_classes(y, "the metric report")
-    return _fast_metrics(y, s, threshold)
+    y, s = check_scores(labels, scores)
+    require_both_classes(y, "the metric report")
+    return fast_metrics(y, s, threshold)
 
 
-def _fast_metrics(y: np.ndarray, s: np.ndarray, threshold: float) -> dict[str, Any]:
+def fast_metrics(y: np.ndarray, s: np.ndarray, threshold: float) -> dict[str, Any]:
     fpr, tpr, thr = skm.roc_curve(y, s, drop_intermediate=False)
     rate, eer_thr = _eer_from_roc(fpr, tpr, thr)
     pred = s >= threshold
@@ -263,7 +273,7 @@ def _fast_metrics(y: np.ndarray, s: np.ndarray, threshold: float) -> dict[str, A
     with np.errstate(invalid="ignore", divide="ignore"):
         prec_curve = np.where(tps + fps > 0, tps / (tps + fps), 1.0)
     return {
-        "roc_auc": float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2)),
+        "roc_auc": auc_from_roc(fpr, tpr),
         "average_precision": float(np.sum(np.diff(tpr) * prec_curve[1:])),
         "eer": rate,
         "tpr_at_fpr_1pct": _tpr_at_fpr(fpr, tpr, thr, 0.01)[0],

@@ -1,6 +1,6 @@
 """Sanity checks and probes for the architecture notebooks (02-04) and the tests.
 
-    >>> from dflib.diagnostics import overfit_one_batch, gradient_norms, reference_check
+    >>> from dflib.models.diagnostics import overfit_one_batch, gradient_norms, reference_check
     >>> losses = overfit_one_batch(model, images, labels, steps=40)   # should go to ~0
     >>> gradient_norms(model, images, labels)                         # one row per stage
     >>> reference_check("resnet18", img_size=64)                      # params + max |diff| vs torchvision
@@ -23,8 +23,11 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from dflib.models import (BasicBlock, Bottleneck, SqueezeNeXtUnit, build_reference, count_parameters,
-                          create_model, load_reference_weights)
+from .analysis import count_parameters
+from .reference import build_reference, load_reference_weights
+from .registry import create_model
+from .resnet import BasicBlock, Bottleneck
+from .squeezenext import SqueezeNeXtUnit
 
 
 def _bce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -20,7 +20,7 @@ from typing import Any, Callable, Mapping, NamedTuple, Sequence
 import numpy as np
 import pandas as pd
 
-from dflib.metrics import (METRIC_NAMES, _as_arrays, _fast_metrics, _need_both_classes, choose_threshold,
+from dflib.evaluation.metrics import (METRIC_NAMES, check_scores, fast_metrics, require_both_classes, choose_threshold,
                            recall, roc_auc)
 
 METRIC_LABELS = {
@@ -81,7 +81,7 @@ def bootstrap_ci(labels, scores, metric_fn: Callable[[np.ndarray, np.ndarray], f
     ``lambda y, s: accuracy(y, s, thr)``.
     """
     _check_boot(n_boot, alpha)
-    y, s = _as_arrays(labels, scores)
+    y, s = check_scores(labels, scores)
     estimate = float(metric_fn(y, s))  # an undefined point estimate is the caller's error: let it raise
     values = []
     for idx in stratified_indices(y, n_boot, seed):
@@ -95,7 +95,7 @@ def bootstrap_ci(labels, scores, metric_fn: Callable[[np.ndarray, np.ndarray], f
 
 def full_report(labels, scores, threshold: float = 0.5, *, n_boot: int = 1000, seed: int = 0,
                 alpha: float = 0.05) -> dict[str, Any]:
-    """Every metric of :data:`dflib.metrics.METRIC_NAMES` with a bootstrap interval, JSON-friendly.
+    """Every metric of :data:`dflib.evaluation.metrics.METRIC_NAMES` with a bootstrap interval, JSON-friendly.
 
     ``threshold`` must come from Validation (see :func:`report_on_test`). Returns ``n``,
     ``n_real``, ``n_fake``, ``threshold``, ``alpha``, ``n_boot``, ``metrics`` (name ->
@@ -103,12 +103,12 @@ def full_report(labels, scores, threshold: float = 0.5, *, n_boot: int = 1000, s
     ``confusion_matrix`` (``[[TN, FP], [FN, TP]]`` at ``threshold``).
     """
     _check_boot(n_boot, alpha)
-    y, s = _as_arrays(labels, scores)
-    _need_both_classes(y, "the metric report")
+    y, s = check_scores(labels, scores)
+    require_both_classes(y, "the metric report")
     if not isinstance(threshold, (int, float, np.floating)) or not np.isfinite(threshold):
         raise ValueError(f"threshold must be a finite number chosen on Validation, got {threshold!r}")
-    point = _fast_metrics(y, s, float(threshold))
-    boots = [_fast_metrics(y[idx], s[idx], float(threshold)) for idx in stratified_indices(y, n_boot, seed)]
+    point = fast_metrics(y, s, float(threshold))
+    boots = [fast_metrics(y[idx], s[idx], float(threshold)) for idx in stratified_indices(y, n_boot, seed)]
     metrics = {}
     for name in METRIC_NAMES:
         lo, hi = _percentiles([b[name] for b in boots], alpha, n_boot, name)
@@ -209,7 +209,7 @@ def per_method_metrics(manifest: pd.DataFrame | str | os.PathLike, paths: Sequen
     rows = table.loc[keys]
     y = rows["label"].to_numpy(np.int64)
     methods = rows["method"].to_numpy()
-    _need_both_classes(y, "per-method metrics")
+    require_both_classes(y, "per-method metrics")
     held = infer_holdout_method(manifest) if holdout_method == "auto" else holdout_method
     reals = y == 0
     out = []
@@ -244,3 +244,21 @@ def markdown_table(df: pd.DataFrame, *, index: bool = True, floatfmt: str = ".3f
     for row in df.itertuples(index=index, name=None):  # itertuples keeps each column's dtype
         lines.append("| " + " | ".join(cell(v) for v in row) + " |")
     return "\n".join(lines) + "\n"
+
+
+def confident_mistakes(labels, scores, threshold: float = 0.5, k: int = 12, balanced: bool = False) -> np.ndarray:
+    """Indices of the ``k`` most confident wrong calls: reals with the highest P(fake), fakes with the lowest.
+
+    ``balanced=True`` takes half of them among the reals flagged as fake and half among the
+    missed fakes (the other kind fills in when one kind has too few), so a detector that makes
+    mostly one kind of mistake still shows both; reals first, each kind most confident first.
+    """
+    y, s = check_scores(labels, scores)
+    wrong = np.flatnonzero((s >= threshold) != (y == 1))
+    confidence = np.where(y[wrong] == 1, threshold - s[wrong], s[wrong] - threshold)
+    ranked = wrong[np.argsort(-confidence, kind="stable")]
+    if not balanced:
+        return ranked[:k]
+    reals, fakes = ranked[y[ranked] == 0], ranked[y[ranked] == 1]
+    n_real = min(len(reals), max(k - len(fakes), (k + 1) // 2))
+    return np.concatenate([reals[:n_real], fakes[:k - n_real]])

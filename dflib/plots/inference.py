@@ -8,7 +8,7 @@ from typing import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
-from dflib.plots import _as_hwc
+from dflib.plots.common import as_hwc
 
 RIGHT, WRONG, UNKNOWN = "#1b7f3b", "#c0392b", "#333333"
 
@@ -30,7 +30,7 @@ def _verdict(p: float, threshold: float, truth: str | None) -> tuple[str, str]:
 
 
 def _show(ax: plt.Axes, img) -> None:
-    arr = _as_hwc(img)
+    arr = as_hwc(img)
     if arr.dtype != np.uint8:
         arr = np.clip(arr, 0, 1)
     ax.imshow(arr)

@@ -5,7 +5,7 @@ course's quality bar on the embedded sample within a few CPU minutes (the number
 choice are in notebooks 02-05). On the Kaggle data the same recipes are a sound start (see the
 README for the commands and the time they take).
 
-    >>> from dflib.recipes import recipe
+    >>> from dflib.training.recipes import recipe
     >>> fit(**recipe("resnet18_w16"), out="models")
 """
 
@@ -61,7 +61,7 @@ def recipe(name: str, /, **overrides: Any) -> dict[str, Any]:
     if name not in RECIPES:
         raise ValueError(f"no recipe for {name!r}; choose one of {sorted(RECIPES)} "
                          f"(or call dflib.train.fit with your own settings)")
-    from dflib.train import TrainConfig
+    from dflib.training.config import TrainConfig
 
     kw = RECIPES[name].fit_kwargs()
     unknown = set(overrides) - {f.name for f in fields(TrainConfig)}

@@ -1,18 +1,8 @@
-"""Evaluating a real/fake detector: scoring a loader, metrics, thresholds, calibration, reports.
+"""Scoring detectors: logits and P(fake) for a loader, a saved detector on a split, several side by side.
 
 Convention: labels are fake = 1, real = 0; a score is P(fake); an image is called fake when
-``score >= threshold``. This module scores models (:func:`predict_logits`,
-:func:`predict_scores`, :func:`evaluate_checkpoint`) and re-exports the metric toolkit so one
-import is enough:
-
-* :mod:`dflib.metrics`: accuracy, balanced accuracy, precision, recall, F1, ROC-AUC, AP, EER,
-  TPR at a fixed FPR, per-class accuracy, confusion matrix, :func:`choose_threshold`;
-* :mod:`dflib.report`: bootstrap confidence intervals, the full report with 95 % intervals,
-  per-manipulation metrics, and :func:`report_on_test` (threshold from Validation, applied to Test);
-* :mod:`dflib.calibration`: ECE, reliability diagram data, temperature scaling.
-
-The rule the course teaches: **choose the threshold (and the temperature) on Validation, apply
-it to Test, never tune on Test.**
+``score >= threshold``. The model's input size and normalisation always come from its card
+(:meth:`dflib.card.ModelCard.transform`).
 
     >>> scores, labels = predict_scores(model, loader, device="cpu")
     >>> summarize(labels, scores, threshold=0.5)["roc_auc"]
@@ -28,23 +18,11 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from dflib.metrics import (METRIC_NAMES, THRESHOLD_METHODS, _as_arrays, accuracy, all_metrics, average_precision,
-                           balanced_accuracy, choose_threshold, confusion_matrix, eer, equal_error_rate, f1,
-                           oracle_accuracy, per_class_accuracy, precision, recall, roc_auc, roc_points, tpr_at_fpr)
-from dflib.calibration import (apply_temperature, calibration_summary, expected_calibration_error,
-                               fit_temperature, reliability_curve)
-from dflib.report import (CI, bootstrap_ci, full_report, markdown_table, metrics_table, per_method_metrics,
-                          report_on_test)
+from dflib.card import ModelCard
+from dflib.evaluation.metrics import accuracy, average_precision, balanced_accuracy, check_scores, roc_auc
 
-__all__ = [
-    "METRIC_NAMES", "THRESHOLD_METHODS", "accuracy", "all_metrics", "average_precision", "balanced_accuracy",
-    "choose_threshold", "confusion_matrix", "eer", "equal_error_rate", "f1", "oracle_accuracy",
-    "per_class_accuracy", "precision", "recall", "roc_auc", "roc_points", "tpr_at_fpr", "apply_temperature",
-    "calibration_summary", "expected_calibration_error", "fit_temperature", "reliability_curve", "CI",
-    "bootstrap_ci", "full_report", "markdown_table", "metrics_table", "per_method_metrics", "report_on_test",
-    "summarize", "predict_logits", "predict_scores", "evaluate_checkpoint", "load_checkpoints", "ScoredSplit",
-    "score_split",
-]
+__all__ = ["summarize", "predict_logits", "predict_scores", "evaluate_checkpoint", "load_checkpoints",
+           "ScoredSplit", "score_split"]
 
 
 def summarize(labels, scores, threshold: float | None = None) -> dict[str, Any]:
@@ -54,7 +32,7 @@ def summarize(labels, scores, threshold: float | None = None) -> dict[str, Any]:
     0.5). With ``threshold``: also ``threshold``, ``accuracy_at_threshold`` and
     ``balanced_accuracy_at_threshold``.
     """
-    y, s = _as_arrays(labels, scores)
+    y, s = check_scores(labels, scores)
     out: dict[str, Any] = {
         "n": int(y.size),
         "n_real": int((y == 0).sum()),
@@ -134,26 +112,25 @@ def evaluate_checkpoint(
     The model, input size and normalisation come from the checkpoint's card; the threshold is
     the one chosen on validation when it was trained (``accuracy_at_threshold`` uses it).
     """
-    from dflib.checkpoint import card_transform, load_detector
+    from dflib.checkpoint import load_detector
     from dflib.data import DeepfakeDataset, make_loader, resolve_data_dir
     from dflib.runtime import select_device
 
     dev = select_device(device)
     model, card = load_detector(checkpoint, device=dev)
     root = resolve_data_dir(data_dir)
-    ds = DeepfakeDataset(root, split, card_transform(card), limit_per_class=limit_per_class)
+    ds = DeepfakeDataset(root, split, card.transform(), limit_per_class=limit_per_class)
     loader = make_loader(ds, batch_size, train=False, num_workers=workers, device=dev)
     scores, labels = predict_scores(model, loader, dev, progress=progress, desc=f"evaluate {ds.split}")
-    threshold = card.get("threshold", {}).get("value", 0.5)
-    result = summarize(labels, scores, threshold=threshold)
-    return {"checkpoint": str(checkpoint), "model": card.get("name"), "data": str(root),
-            "split": ds.split, "img_size": int(card["img_size"]), **result}
+    result = summarize(labels, scores, threshold=card.threshold_or_default())
+    return {"checkpoint": str(checkpoint), "model": card.name, "data": str(root),
+            "split": ds.split, "img_size": card.img_size, **result}
 
 
 # --- Several trained detectors side by side (notebook 06) --------------------------------
 
 def load_checkpoints(models_dir: str | os.PathLike, names: Sequence[str],
-                     device: str | torch.device = "cpu") -> dict[str, tuple[torch.nn.Module, dict[str, Any]]]:
+                     device: str | torch.device = "cpu") -> dict[str, tuple[torch.nn.Module, ModelCard]]:
     """``{name: (model in eval mode, card)}`` from ``<models_dir>/<name>.safetensors`` (+ ``.json``).
 
     Every name is checked before anything is loaded, so one error lists *all* the missing
@@ -199,7 +176,7 @@ class ScoredSplit:
         return list(self.dataset.paths)
 
 
-def score_split(model: torch.nn.Module, card: dict[str, Any], data_dir: str | os.PathLike, split: str, *,
+def score_split(model: torch.nn.Module, card: ModelCard, data_dir: str | os.PathLike, split: str, *,
                 batch_size: int = 64, device: str | torch.device = "cpu", limit_per_class: int | None = None,
                 seed: int = 0, workers: int | None = 0, progress: bool = False) -> ScoredSplit:
     """Score every image of ``split`` with the input size and normalisation of the model's card.
@@ -207,11 +184,11 @@ def score_split(model: torch.nn.Module, card: dict[str, Any], data_dir: str | os
     ``limit_per_class`` keeps a seeded subset (the same files for every model with the same
     ``seed``), for smoke runs.
     """
-    from dflib.checkpoint import card_transform
     from dflib.data import DeepfakeDataset, make_loader
 
-    ds = DeepfakeDataset(data_dir, split, card_transform(card), limit_per_class=limit_per_class or None, seed=seed)
+    card = ModelCard.from_dict(card)
+    ds = DeepfakeDataset(data_dir, split, card.transform(), limit_per_class=limit_per_class or None, seed=seed)
     loader = make_loader(ds, batch_size, train=False, num_workers=workers, device=device)
     logits, labels = predict_logits(model, loader, device, progress=progress,
-                                    desc=f"{card.get('name', 'model')} on {ds.split}")
+                                    desc=f"{card.name} on {ds.split}")
     return ScoredSplit(ds.split, logits.double().numpy(), labels.numpy(), ds)

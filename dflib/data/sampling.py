@@ -13,7 +13,7 @@ impossible. Here every random choice of an epoch is a function of ``(seed, epoch
 * :func:`make_train_loader` puts the three together (``loader.sampler.set_epoch(e)`` each epoch).
 
 With ``batched=True`` (what the training engine uses on an accelerator, see
-:func:`dflib.train_run.augment_on_device`) the workers run only the per-image part of
+:func:`dflib.training.run.augment_on_device`) the workers run only the per-image part of
 a :class:`~dflib.data.transforms.TrainTransform` (crop, flip, JPEG) and ship ``uint8`` images
 plus each sample's remaining random numbers; :func:`finish_batch` moves a batch to the device
 and runs the rest there (blur, colour jitter, normalisation), batched. The random numbers are

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from sklearn import metrics as skm
 
-from dflib.metrics import _as_arrays, _need_both_classes
+from dflib.evaluation.metrics import check_scores, require_both_classes
 
 
 def _check_bins(n_bins: int) -> int:
@@ -47,7 +47,7 @@ def reliability_curve(labels, scores, n_bins: int = 15) -> pd.DataFrame:
     :func:`sklearn.calibration.calibration_curve` with ``strategy="uniform"``; we also need the
     counts, which sklearn does not return.
     """
-    y, s = _as_arrays(labels, scores)
+    y, s = check_scores(labels, scores)
     _check_probabilities(s)
     n_bins = _check_bins(n_bins)
     edges = np.linspace(0.0, 1.0, n_bins + 1)
@@ -77,8 +77,8 @@ def expected_calibration_error(labels, scores, n_bins: int = 15) -> float:
 
 
 def _as_logits(logits, labels) -> tuple[torch.Tensor, torch.Tensor]:
-    y, z = _as_arrays(labels, logits)
-    _need_both_classes(y, "temperature scaling")
+    y, z = check_scores(labels, logits)
+    require_both_classes(y, "temperature scaling")
     return torch.as_tensor(z, dtype=torch.float64), torch.as_tensor(y, dtype=torch.float64)
 
 
@@ -117,7 +117,7 @@ def apply_temperature(logits, temperature: float) -> np.ndarray:
 
 def calibration_summary(labels, scores, n_bins: int = 15) -> dict[str, Any]:
     """ECE, Brier score and negative log-likelihood of P(fake) scores (lower is better for all)."""
-    y, s = _as_arrays(labels, scores)
+    y, s = check_scores(labels, scores)
     _check_probabilities(s)
     return {
         "ece": expected_calibration_error(y, s, n_bins),

@@ -26,6 +26,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from dflib.data.io import ImageReadError, read_image_tensor
 from dflib.data.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_transform
+from dflib.evaluation.metrics import accuracy, roc_auc
 
 Img = torch.Tensor | Image.Image
 
@@ -256,11 +257,7 @@ def robustness_sweep(
     rows = []
     for (m, d, lv), parts in scores.items():
         s = torch.cat(parts).double().numpy()
-        auc = float("nan")
-        if np.unique(yy).size == 2:
-            from sklearn.metrics import roc_auc_score
-
-            auc = float(roc_auc_score(yy, s))
+        auc = roc_auc(yy, s) if np.unique(yy).size == 2 else float("nan")
         rows.append({"model": m, "degradation": d, "level": lv, "roc_auc": auc,
-                     "accuracy": float(np.mean((s >= thrs[m]) == (yy == 1))), "n": int(yy.size)})
+                     "accuracy": accuracy(yy, s, thrs[m]), "n": int(yy.size)})
     return pd.DataFrame(rows)

@@ -14,24 +14,22 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-CLASS_DIRS = (("Real", 0), ("Fake", 1))  # folder name, label (fake = 1)
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
+from dflib import FAKE, REAL
+from dflib.data.layout import discover
+from dflib.evaluation.metrics import roc_auc
+
 THUMB = 32
 
 
 def _list_split(dataset_dir: Path, split: str, max_per_class: int | None) -> list[tuple[Path, int]]:
+    """``(path, label)`` of one split, through the same discovery as training (:func:`discover`)."""
+    files = discover(dataset_dir, required=[split])[split].files
     items = []
-    for name, label in CLASS_DIRS:
-        folder = dataset_dir / split / name
-        if not folder.is_dir():
-            raise ValueError(f"{folder} does not exist; dataset_dir must hold {split}/Real and {split}/Fake "
-                             "(the Kaggle 'Dataset' folder layout)")
-        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise ValueError(f"{folder} contains no images (.jpg/.jpeg/.png)")
-        if max_per_class and len(files) > max_per_class:  # evenly spaced, deterministic subset
-            files = [files[i] for i in np.linspace(0, len(files) - 1, max_per_class).round().astype(int)]
-        items += [(p, label) for p in files]
+    for label in (REAL, FAKE):
+        paths = files[label]
+        if max_per_class and len(paths) > max_per_class:  # evenly spaced, deterministic subset
+            paths = [paths[i] for i in np.linspace(0, len(paths) - 1, max_per_class).round().astype(int)]
+        items += [(p, label) for p in paths]
     return items
 
 
@@ -68,7 +66,6 @@ def difficulty_baselines(dataset_dir, *, train_split: str = "Train", test_split:
     Columns: feature, test_roc_auc, n_train, n_test.
     """
     from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import roc_auc_score
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
@@ -79,10 +76,10 @@ def difficulty_baselines(dataset_dir, *, train_split: str = "Train", test_split:
     x_te, size_te, mean_te, y_te = _features(_list_split(root, test_split, max_per_class))
     model = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=5000))
     model.fit(x_tr, y_tr)
-    lr_auc = roc_auc_score(y_te, model.predict_proba(x_te)[:, 1])
+    lr_auc = roc_auc(y_te, model.predict_proba(x_te)[:, 1])
 
     def either_way(score: np.ndarray) -> float:
-        auc = roc_auc_score(y_te, score)
+        auc = roc_auc(y_te, score)
         return max(auc, 1 - auc)
 
     rows = [("logistic regression, 32x32 gray pixels", lr_auc, len(y_tr)),

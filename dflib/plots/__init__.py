@@ -1,0 +1,33 @@
+"""Every figure of the course, grouped by concept; each function returns a matplotlib Figure.
+
+* :mod:`~dflib.plots.common`: class colours, :func:`save_figure` (README figures go to ``img/``),
+  :func:`image_grid`;
+* :mod:`~dflib.plots.data`: class balance, feature histograms, frequency spectra (notebook 01);
+* :mod:`~dflib.plots.architectures`: one-batch overfitting, gradients per stage, patches,
+  position embeddings, attention maps (notebooks 02-04);
+* :mod:`~dflib.plots.training`: learning curves (notebook 05);
+* :mod:`~dflib.plots.evaluation`: ROC/PR curves, confusion matrices, calibration, robustness,
+  per-manipulation bars, mistakes (notebook 06);
+* :mod:`~dflib.plots.inference`: the prediction grid (notebook 07).
+
+Import the figures from here: ``from dflib import plots; plots.roc_curves(...)``.
+"""
+
+from dflib.plots.architectures import (attention_overlay, gradient_norm_bars, loss_curve, patch_grid,
+                                       pos_embed_similarity_map)
+from dflib.plots.common import CLASS_COLORS, as_hwc, image_grid, save_figure
+from dflib.plots.data import class_balance, feature_histograms, spectra
+from dflib.plots.evaluation import (confusion_matrices, degradation_examples, mistake_gallery, per_method_bars,
+                                    pr_curves, reliability_diagrams, robustness_curves, roc_curves)
+from dflib.plots.inference import prediction_grid
+from dflib.plots.training import compare_runs, training_curves
+
+__all__ = [
+    "CLASS_COLORS", "as_hwc", "image_grid", "save_figure",
+    "class_balance", "feature_histograms", "spectra",
+    "attention_overlay", "gradient_norm_bars", "loss_curve", "patch_grid", "pos_embed_similarity_map",
+    "compare_runs", "training_curves",
+    "confusion_matrices", "degradation_examples", "mistake_gallery", "per_method_bars", "pr_curves",
+    "reliability_diagrams", "robustness_curves", "roc_curves",
+    "prediction_grid",
+]

@@ -1,0 +1,50 @@
+"""What every figure shares: the class colours, saving to img/, and showing any image type."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+
+CLASS_COLORS = {"real": "#2a9d8f", "fake": "#e76f51"}
+
+
+def save_figure(fig: plt.Figure, path: str | os.PathLike | None, dpi: int = 110) -> None:
+    """Save ``fig`` (creating the folder) when ``path`` is given; figures for the README go to img/."""
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=dpi, bbox_inches="tight")
+
+
+def as_hwc(img) -> np.ndarray:
+    """An image as an HxWxC array for ``imshow``: PIL images, arrays and CxHxW tensors (float ones clamped to [0, 1])."""
+    if isinstance(img, torch.Tensor):
+        img = img.detach().cpu()
+        if img.dtype.is_floating_point:
+            img = img.clamp(0, 1)
+        return img.permute(1, 2, 0).numpy()
+    return np.asarray(img)
+
+
+def image_grid(images: Sequence, titles: Sequence[str] | None = None, ncols: int = 6,
+               size: float = 1.9, suptitle: str | None = None) -> plt.Figure:
+    """Show images (PIL, HxWx3 arrays, or CxHxW tensors) in a grid with small titles."""
+    n = len(images)
+    nrows = max(1, int(np.ceil(n / ncols)))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.4), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for i, img in enumerate(images):
+        ax = axes.ravel()[i]
+        ax.imshow(as_hwc(img))
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=8)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
