@@ -11,7 +11,7 @@
 
 ``train`` writes ``<out>/<name>.safetensors`` + ``<out>/<name>.json`` (the best epoch) and
 ``<out>/runs/<name>/`` (last checkpoint, resume.pt, history.csv/json, train.log); see
-:mod:`dflib.train`. It runs unchanged under ``torchrun --nproc_per_node N -m dflib train ...``.
+:mod:`dflib.training`. Its options are generated from :class:`dflib.training.TrainConfig`. It runs unchanged under ``torchrun --nproc_per_node N -m dflib train ...``.
 
 Errors a user can cause (wrong path, bad layout, bad parameter) end with one line saying what
 is wrong and how to fix it, and exit status 2.
@@ -20,9 +20,10 @@ is wrong and how to fix it, and exit status 2.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 
 def _sample_data(args: argparse.Namespace) -> int:
@@ -64,24 +65,86 @@ def _run_notebooks(args: argparse.Namespace) -> int:
     return main_run(args)
 
 
-def _train(args: argparse.Namespace) -> int:
-    from dflib.notebook_runner import parse_value
-    from dflib.training import fit
+def _annotation(f: dataclasses.Field) -> str:
+    return f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
 
-    options = {}
-    for item in args.model_arg or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--model-arg {item!r} is not KEY=VALUE; e.g. --model-arg width=32")
-        options[key.strip()] = parse_value(value)
-    fit(model=args.model, model_options=options, data_dir=args.data, img_size=args.img_size,
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-        optimizer=args.optimizer, label_smoothing=args.label_smoothing, imbalance=args.imbalance,
-        augment=not args.no_augment, patience=None if args.patience == 0 else args.patience,
-        limit_per_class=args.limit_per_class, seed=args.seed, deterministic=args.deterministic,
-        device=args.device, amp=args.amp, channels_last=args.channels_last, compile=args.compile,
-        workers=args.workers, threads=args.threads, out=str(args.out), name=args.name, resume=args.resume,
-        overwrite=args.overwrite, progress=not args.no_progress)
+
+def _field_default(f: dataclasses.Field) -> Any:
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default
+
+
+def add_config_options(parser: argparse.ArgumentParser, config_cls: type) -> None:
+    """One option per field of the dataclass ``config_cls``, from the field's type, default and metadata.
+
+    The dataclass is the only place a setting is described (see :func:`dflib.training.config.setting`):
+    its default, choices and help become the option's, so the command line can never drift from
+    ``fit()``. Booleans become ``--flag`` (default off) or ``--no-flag`` (default on); dicts become a
+    repeatable ``--flag KEY=VALUE``; ``int | None`` fields accept an integer (or 0 for None where
+    the field says so).
+    """
+    for f in dataclasses.fields(config_cls):
+        meta = f.metadata
+        if not meta.get("cli", True):
+            continue
+        kind = _annotation(f).replace(" ", "")
+        flag = meta.get("flag") or f.name.replace("_", "-")
+        default = _field_default(f)
+        text = meta.get("help", "")
+        if kind.startswith("bool"):  # bool, or bool | dict (augment): an on/off switch
+            if default:
+                parser.add_argument(f"--no-{flag}", dest=f.name, action="store_false", help=f"turn off: {text}")
+            else:
+                parser.add_argument(f"--{flag}", dest=f.name, action="store_true", help=text)
+            continue
+        if kind.startswith("dict"):
+            parser.add_argument(f"--{flag}", dest=f.name, action="append", metavar=meta.get("metavar") or "KEY=VALUE",
+                                help=text)
+            continue
+        base = kind.split("|")[0]
+        types = {"int": int, "float": float, "str": str}
+        if base not in types:
+            raise TypeError(f"{config_cls.__name__}.{f.name}: no command-line form for type {kind}")
+        shown = "unset" if default is None else ("''" if default == "" else default)
+        kwargs: dict[str, Any] = {"dest": f.name, "type": types[base], "help": f"{text} (default: {shown})"}
+        if meta.get("required"):
+            kwargs.update(required=True, help=text)
+        else:
+            kwargs["default"] = 0 if default is None and meta.get("zero_is_none") else default
+        if meta.get("choices"):
+            kwargs["choices"] = meta["choices"]
+        else:
+            kwargs["metavar"] = meta.get("metavar") or base.upper()
+        parser.add_argument(f"--{flag}", **kwargs)
+
+
+def config_from_options(args: argparse.Namespace, config_cls: type) -> dict[str, Any]:
+    """The ``config_cls`` settings that :func:`add_config_options` parsed into ``args``."""
+    from dflib.notebook_runner import parse_value
+
+    settings: dict[str, Any] = {}
+    for f in dataclasses.fields(config_cls):
+        if not f.metadata.get("cli", True):
+            continue
+        value = getattr(args, f.name)
+        flag = f.metadata.get("flag") or f.name.replace("_", "-")
+        if _annotation(f).replace(" ", "").startswith("dict"):
+            options = {}
+            for item in value or []:
+                key, sep, text = item.partition("=")
+                if not sep or not key.strip():
+                    raise ValueError(f"--{flag} {item!r} is not KEY=VALUE; e.g. --{flag} width=32")
+                options[key.strip()] = parse_value(text)
+            value = options
+        elif f.metadata.get("zero_is_none") and value == 0:
+            value = None
+        settings[f.name] = value
+    return settings
+
+
+def _train(args: argparse.Namespace) -> int:
+    from dflib.training import TrainConfig, fit
+
+    fit(**config_from_options(args, TrainConfig))
     return 0
 
 
@@ -165,36 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train a detector. Writes <out>/<name>.safetensors + <name>.json (the "
                        "best epoch by validation ROC-AUC) and <out>/runs/<name>/ (last checkpoint, "
                        "resume.pt, history.csv/json, train.log). Also runs under torchrun.")
-    p.add_argument("--model", required=True, metavar="NAME", help="a model name (see dflib.models.list_models())")
-    p.add_argument("--model-arg", action="append", metavar="KEY=VALUE",
-                   help="override a model option, e.g. --model-arg width=32 (repeatable)")
-    p.add_argument("--data", default="", metavar="DIR", help="Dataset folder (default: the embedded sample)")
-    p.add_argument("--img-size", type=int, metavar="PX", help="input size in pixels (default: the model's)")
-    p.add_argument("--epochs", type=int, default=10, metavar="N", help="maximum number of epochs (default 10)")
-    p.add_argument("--batch-size", type=int, default=64, metavar="B", help="images per step (default 64)")
-    p.add_argument("--lr", type=float, default=1e-3, metavar="LR", help="peak learning rate (default 1e-3)")
-    p.add_argument("--weight-decay", type=float, default=0.05, metavar="WD", help="AdamW weight decay (default 0.05)")
-    p.add_argument("--optimizer", choices=("adamw", "sgd"), default="adamw")
-    p.add_argument("--label-smoothing", type=float, default=0.0, metavar="EPS", help="e.g. 0.1 (default 0)")
-    p.add_argument("--imbalance", choices=("pos_weight", "sampler", "none"), default="pos_weight",
-                   help="class imbalance remedy (default: pos_weight in the loss)")
-    p.add_argument("--no-augment", action="store_true", help="train without data augmentation")
-    p.add_argument("--patience", type=int, default=5, metavar="N", help="early stopping patience in epochs (0 = off)")
-    p.add_argument("--limit-per-class", type=int, metavar="N", help="use at most N images per class (quick runs)")
-    p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
-    p.add_argument("--deterministic", action="store_true", help="deterministic kernels (GPU runs)")
-    p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps")
-    p.add_argument("--amp", choices=("auto", "off", "bf16", "fp16"), default="auto",
-                   help="mixed precision (auto: on CUDA only)")
-    p.add_argument("--channels-last", action="store_true", help="NHWC memory layout")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model")
-    p.add_argument("--workers", type=int, metavar="N", help="loader processes (default: one per spare core)")
-    p.add_argument("--threads", type=int, metavar="N", help="CPU compute threads (default: the cores the workers leave)")
-    p.add_argument("--out", type=Path, default=Path("models"), metavar="DIR", help="output folder (default: models)")
-    p.add_argument("--name", help="file name stem (default: the model name)")
-    p.add_argument("--resume", action="store_true", help="continue <out>/runs/<name>/resume.pt if it exists")
-    p.add_argument("--overwrite", action="store_true", help="start again over an existing run of this name")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    from dflib.training import TrainConfig
+
+    add_config_options(p, TrainConfig)
     p.set_defaults(func=_train)
 
     p = sub.add_parser("evaluate", help="score a saved detector on a split (ROC-AUC, accuracy, AP)")

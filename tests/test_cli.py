@@ -71,3 +71,57 @@ def test_notebooks_are_listed_in_order():
 def test_python_dash_m_dflib_help():
     out = subprocess.run([sys.executable, "-m", "dflib", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "run-notebooks" in out.stdout and "sample-data" in out.stdout
+
+
+# --- `dflib train` options come from TrainConfig --------------------------------------------
+
+def _train_parser():
+    import argparse
+
+    from dflib.cli import add_config_options
+    from dflib.training import TrainConfig
+
+    p = argparse.ArgumentParser(prog="dflib train")
+    add_config_options(p, TrainConfig)
+    return p
+
+
+def test_every_train_config_field_is_an_option_with_its_default_and_help():
+    import dataclasses
+
+    from dflib.cli import config_from_options
+    from dflib.training import TrainConfig
+
+    parser = _train_parser()
+    by_dest = {a.dest: a for a in parser._actions}
+    for f in dataclasses.fields(TrainConfig):
+        assert f.name in by_dest, f"TrainConfig.{f.name} has no dflib train option"
+        assert f.metadata["help"] and f.metadata["help"].split(" (default")[0] in by_dest[f.name].help
+        if f.metadata.get("choices"):
+            assert tuple(by_dest[f.name].choices) == f.metadata["choices"]
+    # Nothing typed but the required model: exactly TrainConfig's defaults.
+    settings = config_from_options(parser.parse_args(["--model", "resnet18"]), TrainConfig)
+    assert TrainConfig(**settings) == TrainConfig(model="resnet18")
+
+
+def test_train_options_parse_into_the_config():
+    from dflib.cli import config_from_options
+    from dflib.training import TrainConfig
+
+    args = _train_parser().parse_args(
+        ["--model", "resnet18", "--model-arg", "width=8", "--model-arg", "dropout=0.1", "--data", "/d",
+         "--warmup-epochs", "0.5", "--min-lr-ratio", "0.1", "--grad-clip", "0", "--momentum", "0.8",
+         "--patience", "0", "--optimizer", "sgd", "--no-augment", "--no-progress", "--compile"])
+    cfg = TrainConfig(**config_from_options(args, TrainConfig))
+    assert cfg.model_options == {"width": 8, "dropout": 0.1} and cfg.data_dir == "/d"
+    assert (cfg.warmup_epochs, cfg.min_lr_ratio, cfg.momentum, cfg.optimizer) == (0.5, 0.1, 0.8, "sgd")
+    assert cfg.grad_clip is None and cfg.patience is None  # 0 = off on the command line
+    assert cfg.augment is False and cfg.progress is False and cfg.compile is True
+
+
+def test_train_option_errors_name_the_flag(capsys):
+    assert main(["train", "--model", "resnet18", "--model-arg", "width"]) == 2
+    assert "--model-arg 'width' is not KEY=VALUE" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "--model", "resnet18", "--imbalance", "oversample"])
+    assert "invalid choice: 'oversample'" in capsys.readouterr().err

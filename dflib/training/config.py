@@ -9,9 +9,9 @@ generated from :class:`TrainConfig`'s fields (:mod:`dflib.cli`).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import pandas as pd
 from torch import nn
@@ -26,41 +26,72 @@ RESUME_KEYS = ("model", "model_options", "img_size", "batch_size", "lr", "weight
                "imbalance", "augment", "limit_per_class", "seed")
 
 
+def setting(default: Any = MISSING, *, help: str, choices: Sequence[str] | None = None, flag: str | None = None,
+            metavar: str | None = None, zero_is_none: bool = False, cli: bool = True, required: bool = False,
+            default_factory: Any = MISSING) -> Any:
+    """A :class:`TrainConfig` field with what ``dflib train`` needs to offer it as an option.
+
+    ``help`` and ``choices`` are the one place a setting is described; ``flag`` renames the
+    option (default: the field name with dashes); ``zero_is_none`` lets ``0`` on the command
+    line mean ``None`` (off); ``cli=False`` keeps a setting out of the command line; ``required``
+    makes the option mandatory there (the Python default stays for ``fit()``).
+    """
+    meta = {"help": help, "choices": tuple(choices) if choices else None, "flag": flag, "metavar": metavar,
+            "zero_is_none": zero_is_none, "cli": cli, "required": required}
+    if default_factory is not MISSING:
+        return field(default_factory=default_factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
 @dataclass
 class TrainConfig:
-    """Every setting of a run. All values are JSON-friendly; they are saved in the card."""
+    """Every setting of a run. All values are JSON-friendly; they are saved in the card.
 
-    model: str = "resnet18"              # a name of dflib.models.list_models()
-    model_options: dict[str, Any] = field(default_factory=dict)  # create_model overrides, e.g. width=32
-    data_dir: str = ""                   # Dataset folder; empty = the embedded synthetic sample
-    img_size: int | None = None          # None = the model preset's size
-    epochs: int = 10
-    batch_size: int = 64
-    lr: float = 1e-3                     # peak learning rate (after warm-up)
-    weight_decay: float = 0.05           # AdamW decay on weights (never on norms and biases)
-    optimizer: str = "adamw"             # "adamw" or "sgd" (Nesterov momentum)
-    momentum: float = 0.9                # SGD only
-    warmup_epochs: float = 1.0           # linear warm-up (capped at a fifth of the run)
-    min_lr_ratio: float = 0.01           # the cosine ends at lr * min_lr_ratio
-    grad_clip: float | None = 1.0        # max gradient L2 norm; None = no clipping
-    label_smoothing: float = 0.0         # targets become 0 + eps/2 and 1 - eps/2
-    imbalance: str = "pos_weight"        # pos_weight (loss weight = n_real / n_fake), sampler, none
-    augment: bool | dict = True          # True = default AugmentConfig, dict = its fields, False = none
-    patience: int | None = 5             # early stopping: epochs without a better val ROC-AUC
-    limit_per_class: int | None = None   # use at most this many images per class (Train and Validation)
-    seed: int = 0
-    deterministic: bool = False          # torch.use_deterministic_algorithms (matters on GPUs)
-    device: str = "auto"                 # auto = cuda, then mps, then cpu
-    amp: str = "auto"                    # auto (bf16/fp16 on CUDA, off elsewhere), off, bf16, fp16
-    channels_last: bool = False          # NHWC memory layout (faster convolutions on recent GPUs)
-    compile: bool = False                # torch.compile the model
-    workers: int | None = None           # loader processes; None = one per spare core
-    threads: int | None = None           # CPU compute threads; None = the cores the workers leave free
-    out: str = "models"
-    name: str | None = None              # file stem; None = the model name
-    resume: bool = False                 # continue <out>/runs/<name>/resume.pt if it exists
-    overwrite: bool = False              # start again even if a run with this name exists
-    progress: bool = True                # tqdm progress bars
+    Each field's ``help`` (in its metadata) is also the help of its ``dflib train`` option.
+    """
+
+    model: str = setting("resnet18", help="a model name (see dflib.models.list_models())", metavar="NAME",
+                         required=True)
+    model_options: dict[str, Any] = setting(
+        default_factory=dict, flag="model-arg", metavar="KEY=VALUE",
+        help="override a model option, e.g. width=32 (create_model's keyword arguments; repeatable)")
+    data_dir: str = setting("", flag="data", metavar="DIR",
+                            help="Dataset folder (Kaggle layout); empty = the embedded synthetic sample")
+    img_size: int | None = setting(None, metavar="PX", help="input size in pixels; unset = the model preset's size")
+    epochs: int = setting(10, metavar="N", help="maximum number of epochs")
+    batch_size: int = setting(64, metavar="B", help="images per optimisation step (per process)")
+    lr: float = setting(1e-3, metavar="LR", help="peak learning rate (after warm-up)")
+    weight_decay: float = setting(0.05, metavar="WD", help="decoupled weight decay on weights, never on norms and biases")
+    optimizer: str = setting("adamw", choices=OPTIMIZER_CHOICES, help="adamw, or sgd with Nesterov momentum")
+    momentum: float = setting(0.9, metavar="M", help="SGD momentum (sgd only)")
+    warmup_epochs: float = setting(1.0, metavar="E", help="linear warm-up length in epochs (capped at a fifth of the run)")
+    min_lr_ratio: float = setting(0.01, metavar="R", help="the cosine schedule ends at lr x this ratio")
+    grad_clip: float | None = setting(1.0, metavar="NORM", zero_is_none=True,
+                                      help="max gradient L2 norm (0 = no clipping)")
+    label_smoothing: float = setting(0.0, metavar="EPS", help="targets become eps/2 and 1 - eps/2, e.g. 0.1")
+    imbalance: str = setting("pos_weight", choices=IMBALANCE_CHOICES,
+                             help="class imbalance remedy: pos_weight (= n_real / n_fake in the loss), a "
+                                  "class-balanced sampler, or none")
+    augment: bool | dict = setting(True, help="data augmentation (the default AugmentConfig; from Python also a dict "
+                                              "of its fields)")
+    patience: int | None = setting(5, metavar="N", zero_is_none=True,
+                                   help="early stopping: epochs without a better validation ROC-AUC (0 = off)")
+    limit_per_class: int | None = setting(None, metavar="N",
+                                          help="use at most N images per class of Train and Validation (quick runs)")
+    seed: int = setting(0, metavar="S", help="random seed: initial weights, data order, augmentation")
+    deterministic: bool = setting(False, help="deterministic kernels (torch.use_deterministic_algorithms; GPU runs)")
+    device: str = setting("auto", metavar="DEV", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
+    amp: str = setting("auto", choices=AMP_CHOICES, help="mixed precision: auto (bf16/fp16 on CUDA, off elsewhere)")
+    channels_last: bool = setting(False, help="NHWC memory layout (faster convolutions on recent GPUs)")
+    compile: bool = setting(False, help="torch.compile the model")
+    workers: int | None = setting(None, metavar="N", help="loader processes; unset = one per spare core")
+    threads: int | None = setting(None, metavar="N",
+                                  help="CPU compute threads; unset = the cores the loader workers leave free")
+    out: str = setting("models", metavar="DIR", help="output folder")
+    name: str | None = setting(None, metavar="NAME", help="file name stem; unset = the model name")
+    resume: bool = setting(False, help="continue <out>/runs/<name>/resume.pt if it exists")
+    overwrite: bool = setting(False, help="start again over an existing run of this name")
+    progress: bool = setting(True, help="progress bars")
 
     def check(self) -> None:
         """Reject bad values with a message that names the setting."""
