@@ -7,11 +7,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.dflib-installed
 RUN_ARGS ?=
 
-.PHONY: help install run smoke test test-fast sample benchmarks clean
+.PHONY: help install run smoke lint format test test-fast sample benchmarks clean
 
 help:
 	@echo "make run      execute every notebook headless (embedded sample unless DATA=/path/to/Dataset), render notebooks/html/"
-	@echo "make test     run the whole test suite, including a smoke run of every notebook"
+	@echo "make test     ruff (format + lint), then the whole test suite, including a smoke run of every notebook"
+	@echo "make lint     ruff format --check and ruff check (make format fixes what it can)"
 	@echo "make smoke    run every notebook with smoke=True into runs/smoke (fast check)"
 	@echo "make install  create $(VENV) and install dflib with its dev extras"
 	@echo "make benchmarks  the speed scripts in benchmarks/ (ratios measured side by side)"
@@ -34,8 +35,16 @@ run: $(STAMP)
 smoke: $(STAMP)
 	$(PY) -m dflib run-notebooks --smoke --out runs/smoke $(if $(DATA),-p data_dir "$(DATA)")
 
+lint: $(STAMP)
+	$(PY) -m ruff format --check .
+	$(PY) -m ruff check .
+
 test: $(STAMP)
 	$(PY) -m pytest
+
+format: $(STAMP)
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not notebooks"

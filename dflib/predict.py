@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from dflib.card import DEFAULT_THRESHOLD, ModelCard
-from dflib.data.files import IMAGE_EXTENSIONS, NoImagesError, find_images, is_image_file
+from dflib.data.files import find_images
 
 COLUMNS = ["path", "p_fake", "label", "threshold", "model", "error"]
 DISPLAY_MAX_SIDE = 512  # explanation overlays are drawn on the original image, shrunk to this
@@ -415,6 +415,5 @@ def write_csv(df: pd.DataFrame, out: str | os.PathLike) -> Path:
     return path
 
 
-__all__ = ["predict_paths", "predict_ensemble", "find_images", "load_detectors", "card_threshold",
-           "explain_filenames", "explanation_overlays", "format_table", "write_csv", "check_output_path",
-           "is_image_file", "NoImagesError", "IMAGE_EXTENSIONS", "COLUMNS", "DEFAULT_THRESHOLD"]
+__all__ = ["predict_paths", "predict_ensemble", "load_detectors", "explain_filenames", "explanation_overlays",
+           "format_table", "write_csv", "check_output_path", "COLUMNS"]

@@ -15,8 +15,8 @@ from dflib.checkpoint import save_detector
 from dflib.cli import main
 from dflib.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from dflib.models import create_model
-from dflib.predict import (COLUMNS, NoImagesError, explain_filenames, find_images, predict_ensemble,
-                           predict_paths)
+from dflib.data import NoImagesError, find_images
+from dflib.predict import COLUMNS, explain_filenames, predict_ensemble, predict_paths
 from tests.conftest import write_image
 
 CARD_THRESHOLD = 0.3

@@ -23,6 +23,11 @@ THRESHOLD_METHODS = ("youden", "eer", "fpr")
 
 
 def check_scores(labels, scores) -> tuple[np.ndarray, np.ndarray]:
+    """Labels (int64, 0 = real, 1 = fake) and scores (float64) as flat arrays, or a clear ``ValueError``.
+
+    Every metric starts here, so misuse (lengths that differ, no samples, labels other than 0/1,
+    NaN scores from a diverged model) is reported the same way everywhere.
+    """
     y = np.asarray(labels).astype(np.int64).ravel()
     s = np.asarray(scores, dtype=np.float64).ravel()
     if y.shape != s.shape:
@@ -37,6 +42,7 @@ def check_scores(labels, scores) -> tuple[np.ndarray, np.ndarray]:
 
 
 def require_both_classes(y: np.ndarray, what: str) -> None:
+    """Raise a ``ValueError`` naming ``what`` when ``y`` holds one class only (ROC-AUC and the like are undefined)."""
     if np.unique(y).size < 2:
         only = "fake" if y[0] == 1 else "real"
         raise ValueError(f"{what} needs both real and fake images, but all {y.size} are {only}; "
@@ -256,6 +262,8 @@ def all_metrics(labels, scores, threshold: float = 0.5) -> dict[str, Any]:
 
 
 def fast_metrics(y: np.ndarray, s: np.ndarray, threshold: float) -> dict[str, Any]:
+    """:func:`all_metrics` without its input checks, from one ROC curve: for arrays already checked by
+    :func:`check_scores` (the bootstrap calls it a thousand times per report)."""
     fpr, tpr, thr = skm.roc_curve(y, s, drop_intermediate=False)
     rate, eer_thr = _eer_from_roc(fpr, tpr, thr)
     pred = s >= threshold
