@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from dflib import plots
+from dflib.models import BasicBlock, Bottleneck, ResNet, SqueezeNeXtUnit, ViT, create_model
 from dflib.models.diagnostics import (cls_attention, gradient_norms, overfit_one_batch, patchify, pos_embed_similarity,
-                               separable_savings, without_shortcuts)
-from dflib.models import ResNet, ViT, create_model
+                                      separable_savings, without_shortcuts)
 
 
 def tiny_resnet():
@@ -50,6 +50,28 @@ def test_without_shortcuts_changes_output_and_restores():
     with pytest.raises(TypeError):
         with without_shortcuts(torch.nn.Linear(2, 2)):
             pass
+
+
+@pytest.mark.parametrize("name", ["resnet18_w16", "resnet50", "sqnxt23_w1"])
+def test_without_shortcuts_keeps_only_the_residual_branch(name):
+    torch.manual_seed(0)
+    model = create_model(name, img_size=32).eval()
+    blocks = [m for m in model.modules() if isinstance(m, (BasicBlock, Bottleneck, SqueezeNeXtUnit))]
+    block = blocks[1]  # second block of stage 1: an identity shortcut
+    seen = []
+    handle = block.register_forward_pre_hook(lambda _m, args: seen.append(args[0].clone()))
+    with torch.no_grad():
+        model(torch.randn(1, 3, 32, 32))
+    handle.remove()
+    x = seen[0]  # what the block really receives
+    with torch.no_grad():
+        full = block(x)
+        with without_shortcuts(model):
+            plain = block(x)
+            assert all("forward" in vars(b) for b in blocks)
+        assert all("forward" not in vars(b) for b in blocks)
+        assert torch.equal(plain, block.relu(block.residual(x)))
+        assert torch.equal(full, block.relu(block.residual(x) + block.shortcut(x)))
 
 
 def test_separable_savings_counts():

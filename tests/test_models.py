@@ -12,8 +12,11 @@ import torch
 from torch import nn
 
 from dflib.models import (
+    BasicBlock,
+    Bottleneck,
     ResNet,
     SqueezeNeXt,
+    SqueezeNeXtUnit,
     ViT,
     allowed_overrides,
     build_reference,
@@ -277,6 +280,41 @@ def test_attention_maps_path_equals_sdpa_path() -> None:
     assert torch.allclose(maps[0].sum(-1), torch.ones(2, 3, 65), atol=1e-5)
     assert len(probed) == 1 and torch.equal(probed[0], maps[0])
     assert all(not a.keep_attention and a.last_attention is None for a in model.attention_modules())
+
+
+def _randomise_batchnorm_(module: nn.Module, seed: int = 0) -> None:
+    """Random BN affine parameters and running statistics, so eval-mode BN is far from the identity."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for bn in module.modules():
+            if isinstance(bn, nn.BatchNorm2d):
+                for t, low, high in [(bn.weight, 0.5, 1.5), (bn.bias, -0.5, 0.5), (bn.running_mean, -0.5, 0.5),
+                                     (bn.running_var, 0.5, 2.0)]:
+                    t.copy_(torch.rand(t.shape, generator=g) * (high - low) + low)
+
+
+@pytest.mark.parametrize(("block_cls", "in_channels", "channels", "stride", "identity"), [
+    (BasicBlock, 8, 8, 1, True),
+    (BasicBlock, 8, 16, 2, False),
+    (Bottleneck, 32, 8, 1, True),  # 8 * expansion 4 = 32 output channels
+    (Bottleneck, 16, 8, 2, False),
+    (SqueezeNeXtUnit, 16, 16, 1, True),
+    (SqueezeNeXtUnit, 32, 16, 1, False),  # fewer channels out than in: squeeze by 4, projection shortcut
+    (SqueezeNeXtUnit, 16, 32, 2, False),
+])
+def test_residual_plus_shortcut_reproduces_forward(block_cls: type[nn.Module], in_channels: int, channels: int,
+                                                   stride: int, identity: bool) -> None:
+    torch.manual_seed(0)
+    block = block_cls(in_channels, channels, stride)
+    _randomise_batchnorm_(block)
+    block.eval()
+    x = torch.randn(2, in_channels, 8, 8)
+    with torch.no_grad():
+        expected = block(x)
+        got = block.relu(block.residual(x) + block.shortcut(x))
+    assert torch.equal(got, expected)
+    assert isinstance(block.shortcut, nn.Identity) == identity
+    assert expected.shape[-1] == 8 // stride
 
 
 def test_load_reference_weights_reports_first_mismatch() -> None:

@@ -37,15 +37,19 @@ def conv1x1(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
 
 
-def projection(in_channels: int, out_channels: int, stride: int) -> nn.Module | None:
-    """Shortcut for blocks that change shape: strided 1x1 conv + BN ("option B" in the paper)."""
+def projection(in_channels: int, out_channels: int, stride: int) -> nn.Module:
+    """Shortcut of a block: the identity, or for blocks that change shape a strided 1x1 conv + BN
+    ("option B" in the paper)."""
     if stride == 1 and in_channels == out_channels:
-        return None
+        return nn.Identity()
     return nn.Sequential(conv1x1(in_channels, out_channels, stride), nn.BatchNorm2d(out_channels))
 
 
 class BasicBlock(nn.Module):
-    """conv3x3 -> BN -> ReLU -> conv3x3 -> BN, plus shortcut, then ReLU."""
+    """ReLU(F(x) + shortcut(x)) with F = conv3x3 -> BN -> ReLU -> conv3x3 -> BN (ResNet-18/34).
+
+    ``channels`` is the width of both 3x3 convolutions and of the output (``expansion = 1``).
+    """
 
     expansion = 1
 
@@ -58,16 +62,21 @@ class BasicBlock(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.shortcut = projection(in_channels, channels, stride)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x if self.shortcut is None else self.shortcut(x)
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        """F(x), the residual branch: what the block adds to its shortcut."""
         out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        out += identity  # in place: BN does not need its output for the backward pass
-        return self.relu(out)
+        return self.bn2(self.conv2(out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.residual(x) + self.shortcut(x))
 
 
 class Bottleneck(nn.Module):
-    """1x1 reduce -> 3x3 (strided) -> 1x1 expand to ``4 * channels``, plus shortcut, then ReLU."""
+    """ReLU(F(x) + shortcut(x)) with F = 1x1 reduce -> 3x3 (strided) -> 1x1 expand (ResNet-50+).
+
+    ``channels`` is the width of the 1x1 reduction and the 3x3; the output has
+    ``expansion * channels = 4 * channels``.
+    """
 
     expansion = 4
 
@@ -83,13 +92,14 @@ class Bottleneck(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.shortcut = projection(in_channels, out_channels, stride)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x if self.shortcut is None else self.shortcut(x)
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        """F(x), the residual branch: what the block adds to its shortcut."""
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        out += identity
-        return self.relu(out)
+        return self.bn3(self.conv3(out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.residual(x) + self.shortcut(x))
 
 
 BLOCKS: dict[str, type[BasicBlock] | type[Bottleneck]] = {"basic": BasicBlock, "bottleneck": Bottleneck}

@@ -81,13 +81,15 @@ class SqueezeNeXtUnit(nn.Module):
         )
         self.relu = nn.ReLU(inplace=True)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = self.shortcut(x)
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        """F(x), the residual branch: squeeze, squeeze, 1x3, 3x1, expand (each conv -> BN -> ReLU)."""
         out = self.squeeze2(self.squeeze1(x))
         out = self.conv3x1(self.conv1x3(out))
-        out = self.expand(out)
-        # Not ``out += identity``: ``out`` is a ReLU output that autograd keeps for the backward.
-        return self.relu(out + identity)
+        return self.expand(out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Out of place: the residual ends in a ReLU whose output autograd keeps for the backward.
+        return self.relu(self.residual(x) + self.shortcut(x))
 
 
 class SqueezeNeXt(Detector):
