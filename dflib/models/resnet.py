@@ -105,6 +105,15 @@ class Bottleneck(nn.Module):
 BLOCKS: dict[str, type[BasicBlock] | type[Bottleneck]] = {"basic": BasicBlock, "bottleneck": Bottleneck}
 
 
+def make_stage(block_cls: type[BasicBlock] | type[Bottleneck], in_channels: int, channels: int, n_blocks: int,
+               stride: int) -> nn.Sequential:
+    """``n_blocks`` blocks of width ``channels``; only the first one strides and changes the channel count."""
+    out_channels = channels * block_cls.expansion
+    blocks = [block_cls(in_channels, channels, stride)]
+    blocks += [block_cls(out_channels, channels) for _ in range(n_blocks - 1)]
+    return nn.Sequential(*blocks)
+
+
 class ResNet(Detector):
     """ResNet classifier / detector.
 
@@ -140,7 +149,9 @@ class ResNet(Detector):
             raise ValueError(f"width must be a positive integer (64 in the paper), got {width!r}")
         block_cls = BLOCKS[block]
 
-        # Stem: 7x7/2 conv + 3x3/2 max pool -> 1/4 resolution (224 px -> 56 x 56).
+        # Shape comments: input (N, in_channels, H, W), w = width, e = block_cls.expansion; each
+        # stride 2 rounds up (H/32 is 7 at 224 px, 4 at 128 px).
+        # Stem ("conv1" in the paper): 7x7/2 conv + 3x3/2 max pool -> 1/4 resolution (224 px -> 56 x 56).
         self.stem = nn.Sequential(
             OrderedDict(
                 conv=nn.Conv2d(in_chans, width, 7, stride=2, padding=3, bias=False),
@@ -148,21 +159,16 @@ class ResNet(Detector):
                 relu=nn.ReLU(inplace=True),
                 pool=nn.MaxPool2d(3, stride=2, padding=1),
             )
-        )
-        # Four stages; stages 2-4 halve the resolution in their first block and double the width.
-        in_channels = width
-        stages = []
-        for i, n_blocks in enumerate(layers):
-            channels = width * 2**i
-            blocks = []
-            for j in range(n_blocks):
-                stride = 2 if (j == 0 and i > 0) else 1
-                blocks.append(block_cls(in_channels, channels, stride))
-                in_channels = channels * block_cls.expansion
-            stages.append(nn.Sequential(*blocks))
-        self.stage1, self.stage2, self.stage3, self.stage4 = stages
+        )  # (N, w, H/4, W/4)
+        # Four stages ("conv2_x" ... "conv5_x" in the paper's Table 1); stages 2-4 halve the
+        # resolution in their first block and double the width.
+        e = block_cls.expansion
+        self.stage1 = make_stage(block_cls, width, width, layers[0], stride=1)  # (N, w*e, H/4, W/4)
+        self.stage2 = make_stage(block_cls, width * e, 2 * width, layers[1], stride=2)  # (N, 2w*e, H/8, W/8)
+        self.stage3 = make_stage(block_cls, 2 * width * e, 4 * width, layers[2], stride=2)  # (N, 4w*e, H/16, W/16)
+        self.stage4 = make_stage(block_cls, 4 * width * e, 8 * width, layers[3], stride=2)  # (N, 8w*e, H/32, W/32)
         self.pool = global_pool(drop_rate)
-        self.head = nn.Linear(in_channels, num_classes)
+        self.head = nn.Linear(8 * width * e, num_classes)
         self._init_weights(zero_init_residual)
 
     def _init_weights(self, zero_init_residual: bool) -> None:
@@ -193,13 +199,15 @@ class ResNet(Detector):
 
     @property
     def cam_layer(self) -> nn.Module:
+        """The last stage: its ``(N, 8w*e, H/32, W/32)`` output is the last spatial feature map."""
         return self.stage4
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stem(x)
-        x = self.stage1(x)
-        x = self.stage2(x)
-        x = self.stage3(x)
-        x = self.stage4(x)
-        x = self.pool(x)
-        return self.format_logits(self.head(x))
+        # w = width (64 in the paper), e = block expansion (1 basic, 4 bottleneck); ResNet-18: w*e = 64.
+        x = self.stem(x)  # (N, w, H/4, W/4)
+        x = self.stage1(x)  # (N, w*e, H/4, W/4)
+        x = self.stage2(x)  # (N, 2w*e, H/8, W/8)
+        x = self.stage3(x)  # (N, 4w*e, H/16, W/16)
+        x = self.stage4(x)  # (N, 8w*e, H/32, W/32)
+        x = self.pool(x)  # (N, 8w*e)
+        return self.format_logits(self.head(x))  # (N,) for one logit, else (N, num_classes)
