@@ -6,6 +6,7 @@ pytorchcv (SqueezeNeXt reference) is a test-only dependency: those tests skip wi
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -99,7 +100,8 @@ def make_nontrivial_(model: nn.Module, img_size: int, seed: int = 0) -> nn.Modul
 def test_list_models_has_every_preset() -> None:
     names = list_models()
     assert names == sorted(names)
-    for n in [*PARAM_COUNTS, "sqnxt23_w3d2", "sqnxt23v5_w3d2", "sqnxt23v5_w2", "vit_face_p8_128", "vit_face_conv_128", "resnet18_w32"]:
+    extra = ["sqnxt23_w3d2", "sqnxt23v5_w3d2", "sqnxt23v5_w2", "vit_face_p8_128", "vit_face_conv_128", "resnet18_w32"]
+    for n in [*PARAM_COUNTS, *extra]:
         assert n in names
 
 
@@ -315,6 +317,33 @@ def test_residual_plus_shortcut_reproduces_forward(block_cls: type[nn.Module], i
     assert torch.equal(got, expected)
     assert isinstance(block.shortcut, nn.Identity) == identity
     assert expected.shape[-1] == 8 // stride
+
+
+SHIPPED_CARDS = sorted((Path(__file__).resolve().parents[1] / "models").glob("*.json"))
+
+
+@pytest.mark.skipif(not SHIPPED_CARDS, reason="no committed detectors in models/")
+@pytest.mark.parametrize("card", SHIPPED_CARDS, ids=[c.stem for c in SHIPPED_CARDS])
+def test_committed_detectors_still_load(card: Path) -> None:
+    """The weights in models/*.safetensors load strictly: renaming code must not rename state_dict keys."""
+    from dflib.checkpoint import load_detector
+
+    model, loaded = load_detector(card)
+    size = loaded.img_size
+    with torch.no_grad():
+        out = model(torch.randn(2, 3, size, size))
+    assert out.shape == (2,) and torch.isfinite(out).all()
+
+
+def test_renamed_options_in_saved_cards_still_load() -> None:
+    """``in_chans`` became ``in_channels``; an ``architecture.overrides`` written with the old name still loads."""
+    config = {"name": "resnet18_w16", "num_classes": 1, "img_size": 64, "overrides": {"in_chans": 1}}
+    model = create_model_from_config(config)
+    assert model.stem.conv.in_channels == 1 and model.config["overrides"] == {"in_channels": 1}
+    assert create_model("vit_face_p8_128", in_channels=1).embed.proj.in_channels == 1
+    assert "in_channels" in allowed_overrides("sqnxt23_w1") and "in_chans" not in allowed_overrides("sqnxt23_w1")
+    with pytest.raises(ValueError, match="twice"):
+        create_model("resnet18_w16", in_chans=1, in_channels=1)
 
 
 def test_load_reference_weights_reports_first_mismatch() -> None:

@@ -126,7 +126,7 @@ class ResNet(Detector):
         zero_init_residual: start every block's last BN at zero, so each block begins as the
             identity (Goyal et al. 2017); often helps training from scratch. Off by default to
             match the reference initialisation.
-        in_chans: input channels.
+        in_channels: input channels (3 for RGB).
     """
 
     def __init__(
@@ -137,7 +137,7 @@ class ResNet(Detector):
         width: int = 64,
         drop_rate: float = 0.0,
         zero_init_residual: bool = False,
-        in_chans: int = 3,
+        in_channels: int = 3,
     ) -> None:
         super().__init__(num_classes)
         if block not in BLOCKS:
@@ -154,7 +154,7 @@ class ResNet(Detector):
         # Stem ("conv1" in the paper): 7x7/2 conv + 3x3/2 max pool -> 1/4 resolution (224 px -> 56 x 56).
         self.stem = nn.Sequential(
             OrderedDict(
-                conv=nn.Conv2d(in_chans, width, 7, stride=2, padding=3, bias=False),
+                conv=nn.Conv2d(in_channels, width, 7, stride=2, padding=3, bias=False),
                 bn=nn.BatchNorm2d(width),
                 relu=nn.ReLU(inplace=True),
                 pool=nn.MaxPool2d(3, stride=2, padding=1),

@@ -108,7 +108,7 @@ class SqueezeNeXt(Detector):
         width_scale: multiplies every channel count (the "1.0 / 1.5 / 2.0" in 2.0-SqNxt-23).
         blocks: units per stage, overrides ``version``.
         drop_rate: dropout before the classifier.
-        in_chans: input channels.
+        in_channels: input channels (3 for RGB).
         residual_init: initial BatchNorm scale of every unit's expand layer (the reference uses 1).
             A small value starts each unit close to the identity, the trick ResNet plays with
             zero-init residuals (exactly 0 would kill the unit: a ReLU follows that BatchNorm and
@@ -123,7 +123,7 @@ class SqueezeNeXt(Detector):
         width_scale: float = 1.0,
         blocks: tuple[int, ...] | None = None,
         drop_rate: float = 0.0,
-        in_chans: int = 3,
+        in_channels: int = 3,
         residual_init: float = 0.2,
     ) -> None:
         super().__init__(num_classes)
@@ -151,7 +151,7 @@ class SqueezeNeXt(Detector):
         # Stem: 7x7/2 conv + 3x3/2 max pool -> 1/4 resolution.
         self.stem = nn.Sequential(
             OrderedDict(
-                conv=ConvBNReLU(in_chans, stem_channels, 7, stride=2, padding=1),
+                conv=ConvBNReLU(in_channels, stem_channels, 7, stride=2, padding=1),
                 pool=nn.MaxPool2d(3, stride=2, ceil_mode=True),
             )
         )  # (N, 64, H/4, W/4)

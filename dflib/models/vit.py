@@ -46,7 +46,7 @@ def resize_pos_embed(pos_embed: torch.Tensor, grid: tuple[int, int], num_prefix:
     return torch.cat([prefix, patches], dim=1)
 
 
-def conv_stem(in_chans: int, dim: int, patch_size: int) -> nn.Sequential:
+def conv_stem(in_channels: int, embed_dim: int, patch_size: int) -> nn.Sequential:
     """The "early convolutions" patchifier of Xiao et al. 2021 (arXiv:2106.14881).
 
     log2(P) stride-2 3x3 convolutions (BatchNorm + ReLU, channels doubling up to D), then a 1x1
@@ -58,12 +58,12 @@ def conv_stem(in_chans: int, dim: int, patch_size: int) -> nn.Sequential:
     if patch_size < 2 or 2 ** steps != patch_size:
         raise ValueError(f"stem='conv' needs a power-of-two patch_size >= 2, got {patch_size}")
     layers: list[nn.Module] = []
-    channels = [max(16, dim // 2 ** (steps - 1 - i)) for i in range(steps)]  # ..., D/4, D/2, D
-    c_in = in_chans
-    for c_out in channels:
-        layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
-        c_in = c_out
-    layers.append(nn.Conv2d(c_in, dim, 1))
+    widths = [max(16, embed_dim // 2 ** (steps - 1 - i)) for i in range(steps)]  # ..., D/4, D/2, D
+    for out_channels in widths:  # the i-th stride-2 conv gives (N, out_channels, H/2^i, W/2^i)
+        layers += [nn.Conv2d(in_channels, out_channels, 3, stride=2, padding=1, bias=False),
+                   nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True)]
+        in_channels = out_channels
+    layers.append(nn.Conv2d(in_channels, embed_dim, 1))  # (N, D, H/P, W/P)
     return nn.Sequential(*layers)
 
 
@@ -75,19 +75,20 @@ class PatchEmbedding(nn.Module):
     (:func:`conv_stem`).
     """
 
-    def __init__(self, img_size: int, patch_size: int, in_chans: int, dim: int, drop_rate: float = 0.0,
+    def __init__(self, img_size: int, patch_size: int, in_channels: int, embed_dim: int, drop_rate: float = 0.0,
                  stem: str = "patch") -> None:
         super().__init__()
         if img_size < patch_size:
             raise ValueError(f"img_size ({img_size}) must be at least patch_size ({patch_size})")
         if stem not in ("patch", "conv"):
-            raise ValueError(f"stem must be 'patch' (one linear map per patch) or 'conv' (early convolutions), got {stem!r}")
+            raise ValueError("stem must be 'patch' (one linear map per patch) or 'conv' (early convolutions), "
+                             f"got {stem!r}")
         self.patch_size = patch_size
         self.grid = img_size // patch_size
-        self.proj: nn.Module = (nn.Conv2d(in_chans, dim, kernel_size=patch_size, stride=patch_size)
-                                if stem == "patch" else conv_stem(in_chans, dim, patch_size))
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
-        self.pos_embed = nn.Parameter(torch.zeros(1, 1 + self.grid * self.grid, dim))
+        self.proj: nn.Module = (nn.Conv2d(in_channels, embed_dim, kernel_size=patch_size, stride=patch_size)
+                                if stem == "patch" else conv_stem(in_channels, embed_dim, patch_size))
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
+        self.pos_embed = nn.Parameter(torch.zeros(1, 1 + self.grid * self.grid, embed_dim))
         self.drop = nn.Dropout(drop_rate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -114,16 +115,16 @@ class MultiHeadSelfAttention(nn.Module):
     into ``num_heads`` heads of size D / num_heads.
     """
 
-    def __init__(self, dim: int, num_heads: int, attn_drop: float = 0.0, proj_drop: float = 0.0) -> None:
+    def __init__(self, embed_dim: int, num_heads: int, attn_drop: float = 0.0, proj_drop: float = 0.0) -> None:
         super().__init__()
-        if dim % num_heads != 0:
-            raise ValueError(f"embed_dim ({dim}) must be divisible by num_heads ({num_heads})")
+        if embed_dim % num_heads != 0:
+            raise ValueError(f"embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})")
         self.num_heads = num_heads
-        self.head_dim = dim // num_heads
+        self.head_dim = embed_dim // num_heads
         self.scale = self.head_dim**-0.5
         self.attn_drop = attn_drop
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.proj = nn.Linear(dim, dim)
+        self.qkv = nn.Linear(embed_dim, 3 * embed_dim)
+        self.proj = nn.Linear(embed_dim, embed_dim)
         self.proj_drop = nn.Dropout(proj_drop)
         self.attn_probe = nn.Identity()  # hook point: sees (N, heads, L, L) maps on the slow path
         self.keep_attention = False  # set by ViT.forward(return_attention=True)
@@ -149,11 +150,11 @@ class MultiHeadSelfAttention(nn.Module):
 class MLP(nn.Module):
     """Position-wise feed-forward network: Linear -> GELU -> Linear (hidden = mlp_ratio * D)."""
 
-    def __init__(self, dim: int, hidden: int, drop: float = 0.0) -> None:
+    def __init__(self, embed_dim: int, hidden_dim: int, drop: float = 0.0) -> None:
         super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
+        self.fc1 = nn.Linear(embed_dim, hidden_dim)
         self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden, dim)
+        self.fc2 = nn.Linear(hidden_dim, embed_dim)
         self.drop = nn.Dropout(drop)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -163,12 +164,13 @@ class MLP(nn.Module):
 class EncoderBlock(nn.Module):
     """Pre-norm Transformer block: x + Attention(LN(x)), then x + MLP(LN(x))."""
 
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, drop: float = 0.0, attn_drop: float = 0.0) -> None:
+    def __init__(self, embed_dim: int, num_heads: int, mlp_ratio: float = 4.0, drop: float = 0.0,
+                 attn_drop: float = 0.0) -> None:
         super().__init__()
-        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
-        self.attn = MultiHeadSelfAttention(dim, num_heads, attn_drop, drop)
-        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
-        self.mlp = MLP(dim, int(dim * mlp_ratio), drop)
+        self.norm1 = nn.LayerNorm(embed_dim, eps=1e-6)
+        self.attn = MultiHeadSelfAttention(embed_dim, num_heads, attn_drop, drop)
+        self.norm2 = nn.LayerNorm(embed_dim, eps=1e-6)
+        self.mlp = MLP(embed_dim, int(embed_dim * mlp_ratio), drop)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.norm1(x))
@@ -207,7 +209,7 @@ class ViT(Detector):
         embed_dim, depth, num_heads, mlp_ratio: width, number of blocks, heads, MLP expansion.
         drop_rate: dropout after the embeddings, in attention/MLP outputs and before the head.
         attn_drop_rate: dropout on the attention weights.
-        in_chans: input channels.
+        in_channels: input channels (3 for RGB).
         stem: "patch" (the paper's linear patch embedding) or "conv" (strided 3x3 convolutions,
             Xiao et al. 2021; see :func:`conv_stem`).
         pool: "cls" (the paper: classify from the class token) or "mean" (average of the patch
@@ -225,7 +227,7 @@ class ViT(Detector):
         mlp_ratio: float = 4.0,
         drop_rate: float = 0.0,
         attn_drop_rate: float = 0.0,
-        in_chans: int = 3,
+        in_channels: int = 3,
         stem: str = "patch",
         pool: str = "cls",
     ) -> None:
@@ -236,7 +238,7 @@ class ViT(Detector):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         self.patch_size = patch_size
         self.num_prefix_tokens = 1  # the class token
-        self.embed = PatchEmbedding(img_size, patch_size, in_chans, embed_dim, drop_rate, stem)
+        self.embed = PatchEmbedding(img_size, patch_size, in_channels, embed_dim, drop_rate, stem)
         self.blocks = nn.Sequential(
             *[EncoderBlock(embed_dim, num_heads, mlp_ratio, drop_rate, attn_drop_rate) for _ in range(depth)]
         )
