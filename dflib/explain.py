@@ -162,18 +162,17 @@ def rollout(attentions: Sequence[torch.Tensor], *, num_prefix: int = 1, head_fus
 
 
 def attention_rollout(model: nn.Module, images: torch.Tensor, *, head_fusion: str = "mean") -> torch.Tensor:
-    """Attention-rollout heatmaps ``(N, H, W)`` in [0, 1] for a ViT (``model(x, return_attention=True)``)."""
+    """Attention-rollout heatmaps ``(N, H, W)`` in [0, 1] for a ViT (one with ``attention_maps(x)``)."""
     x0 = _batch(images)
+    if not is_transformer(model):
+        raise ValueError(f"{type(model).__name__} does not return attention maps; use grad_cam for CNNs")
     was_training = model.training
     try:
         model.eval()
         with torch.no_grad():
-            out = model(x0.to(_device(model)), return_attention=True)
-    except TypeError:
-        raise ValueError(f"{type(model).__name__} does not return attention maps; use grad_cam for CNNs") from None
+            maps = model.attention_maps(x0.to(_device(model)))
     finally:
         model.train(was_training)
-    maps = out[1]
     prefix = int(getattr(model, "num_prefix_tokens", 1))
     query = "mean" if getattr(model, "pool_type", "cls") == "mean" else "cls"
     cls = rollout(maps, num_prefix=prefix, head_fusion=head_fusion, query=query)  # (N, gh*gw)
@@ -185,8 +184,8 @@ def attention_rollout(model: nn.Module, images: torch.Tensor, *, head_fusion: st
 
 
 def is_transformer(model: nn.Module) -> bool:
-    """True for models whose forward can return attention maps (dflib's ViT)."""
-    return callable(getattr(model, "attention_modules", None))
+    """True for models that give per-block attention maps, ``model.attention_maps(x)`` (dflib's ViT)."""
+    return callable(getattr(model, "attention_maps", None))
 
 
 def explain(model: nn.Module, images: torch.Tensor, *, target: str | int | None = "fake") -> torch.Tensor:

@@ -96,11 +96,19 @@ def test_vit_probes():
     sim = pos_embed_similarity(vit)
     assert sim.shape == (4, 4, 4, 4)
     assert torch.allclose(sim[1, 2, 1, 2], torch.tensor(1.0), atol=1e-5)
-    maps = cls_attention(vit, torch.randn(3, 3, 32, 32))
+    images = torch.randn(3, 3, 32, 32)
+    maps = cls_attention(vit, images)
     assert maps.shape == (3, 4, 4)
     assert ((maps > 0) & (maps < 1)).all()
+    with torch.no_grad():  # the class token's row of the last block's map, averaged over heads
+        expected = vit.attention_maps(images)[-1][:, :, 0, 1:].mean(dim=1).reshape(3, 4, 4)
+    assert torch.allclose(maps, expected)
+    first = cls_attention(vit, images, block=0)
+    assert first.shape == (3, 4, 4) and not torch.allclose(first, maps)
     with pytest.raises(TypeError):
         pos_embed_similarity(tiny_resnet())
+    with pytest.raises(TypeError, match="ViT"):
+        cls_attention(tiny_resnet(), images)
 
 
 def test_new_plots_build():

@@ -170,9 +170,10 @@ def cls_attention(model: nn.Module, images: torch.Tensor, block: int = -1) -> to
     Rows of attention sum to 1 over all tokens (class token included), so the map shows the
     share of the class token's attention that each patch receives.
     """
+    if not callable(getattr(model, "attention_maps", None)):
+        raise TypeError(f"{type(model).__name__} has no attention_maps(); pass a dflib ViT")
     model.eval()
-    _, maps = model(images, return_attention=True)
-    attn = maps[block]  # (N, heads, L, L)
+    attn = model.attention_maps(images)[block]  # (N, heads, T, T)
     cls_row = attn[:, :, 0, model.num_prefix_tokens:].mean(dim=1)  # (N, gh*gw)
     n, length = cls_row.shape
     gh = images.shape[-2] // model.patch_size
