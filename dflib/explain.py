@@ -1,9 +1,10 @@
 """Where does the detector look? Grad-CAM for the CNNs, attention rollout for the ViT, written by hand.
 
 * **Grad-CAM** (Selvaraju et al. 2017): take the activations ``A`` (N, C, h, w) of the last
-  spatial block (``model.cam_layer``) and the gradient of the target logit with respect to
-  them; the mean gradient over space weighs each channel, ``cam = ReLU(sum_c w_c A_c)``, which
-  is upsampled to the input size. Positive = evidence *for* the target class.
+  spatial layer (``model.cam_layer``; for a ViT its patch tokens laid out on the grid) and the
+  gradient of the target logit with respect to them; the mean gradient over space weighs each
+  channel, ``cam = ReLU(sum_c w_c A_c)``, which is upsampled to the input size. Positive =
+  evidence *for* the target class.
 * **Attention rollout** (Abnar & Zuidema 2020, "Quantifying Attention Flow in Transformers"):
   average each block's attention over heads, add the identity for the residual connection
   (``0.5 A + 0.5 I``; rows still sum to 1), multiply the blocks together, and read the class
@@ -87,7 +88,8 @@ def grad_cam(model: nn.Module, images: torch.Tensor, *, target: str | int | None
     """Grad-CAM heatmaps ``(N, H, W)`` in [0, 1] (float32, CPU) for ``images`` as the model eats them.
 
     ``layer`` defaults to ``model.cam_layer`` (every dflib Detector has one; for a ViT the
-    LayerNorm in front of the last block's attention). ``target`` is
+    LayerNorm in front of the last block's attention, whose ``(N, T, D)`` tokens are laid out on
+    the patch grid). ``target`` is
     ``"fake"`` (evidence for fake, the default) or ``"real"`` for a binary detector, a class
     index (or None = top class) otherwise. Works whatever ``requires_grad`` the weights have and
     inside ``torch.inference_mode()``; the model's train/eval mode is restored.
@@ -95,11 +97,6 @@ def grad_cam(model: nn.Module, images: torch.Tensor, *, target: str | int | None
     x0 = _batch(images)
     if layer is None:
         layer = getattr(model, "cam_layer", None)
-        if is_transformer(model) and hasattr(layer, "norm1"):
-            # The last block's *output* reaches the head only through its class token, so the
-            # gradients on its patch tokens are zero; its attention input (norm1) is the
-            # usual Grad-CAM layer for ViTs.
-            layer = layer.norm1
     if not isinstance(layer, nn.Module):
         raise ValueError(f"{type(model).__name__} has no cam_layer; pass layer= (the last block with spatial output)")
     store: dict[str, torch.Tensor] = {}

@@ -199,14 +199,19 @@ def test_named_stages_and_summary(name: str) -> None:
     assert total["output_shape"] == (1,)
 
 
-@pytest.mark.parametrize("name", ["sqnxt23_w1", "resnet18_w16"])
-def test_cam_layer_is_last_feature_map(name: str) -> None:
+@pytest.mark.parametrize(("name", "shape"), [
+    ("sqnxt23_w1", (128, 4, 4)),  # final_block: (N, C, H/32, W/32) at 128 px
+    ("resnet18_w16", (128, 4, 4)),  # stage4
+    ("vit_face_p8_128", (1 + 16 * 16, 192)),  # blocks[-1].norm1: class token + a 16 x 16 grid of tokens
+])
+def test_cam_layer_is_last_feature_map(name: str, shape: tuple[int, ...]) -> None:
+    """``cam_layer`` is the very module Grad-CAM hooks: its output is the spatial map (or token grid)."""
     model = create_model(name).eval()
     seen = []
     handle = model.cam_layer.register_forward_hook(lambda m, i, o: seen.append(o.shape))
     model(torch.randn(1, 3, 128, 128))
     handle.remove()
-    assert len(seen) == 1 and len(seen[0]) == 4 and seen[0][-1] == 4  # (N, C, 4, 4) at 128 px
+    assert len(seen) == 1 and tuple(seen[0]) == (1, *shape)
 
 
 def test_registry_errors_name_the_valid_choices() -> None:

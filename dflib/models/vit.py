@@ -295,12 +295,12 @@ class ViT(Detector):
 
     @property
     def cam_layer(self) -> nn.Module:
-        """Last encoder block. With ``pool="cls"`` its output reaches the head only through the
-        class token, so the output's patch tokens get zero gradient: :func:`dflib.explain.grad_cam`
-        therefore hooks this block's ``norm1`` (the input of its attention; right for either pool),
-        drops the class token and reshapes the patch tokens to ``(N, D, gh, gw)``. Attention
-        rollout (:func:`dflib.explain.attention_rollout`) is the usual explanation for a ViT."""
-        return self.blocks[-1]
+        """The LayerNorm in front of the last block's attention (``blocks[-1].norm1``), output
+        ``(N, T, D)``; :func:`dflib.explain.grad_cam` drops the class token and lays the patch tokens
+        out as a ``(N, D, gh, gw)`` map. Not the block's output: with ``pool="cls"`` that reaches the
+        head only through the class token, so its patch tokens get zero gradient. Attention rollout
+        (:func:`dflib.explain.attention_rollout`) is the usual explanation for a ViT."""
+        return self.blocks[-1].norm1
 
     def attention_modules(self) -> list[MultiHeadSelfAttention]:
         """One attention module per block, in order (register hooks on ``.attn_probe``)."""
