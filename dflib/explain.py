@@ -101,7 +101,7 @@ def grad_cam(model: nn.Module, images: torch.Tensor, *, target: str | int | None
         raise ValueError(f"{type(model).__name__} has no cam_layer; pass layer= (the last block with spatial output)")
     store: dict[str, torch.Tensor] = {}
 
-    def keep(_module, _inputs, output):
+    def keep(_module: nn.Module, _inputs: object, output: object) -> torch.Tensor:
         if not isinstance(output, torch.Tensor):
             raise ValueError(f"Grad-CAM layer {type(_module).__name__} returns {type(output).__name__}, not a tensor")
         store["act"] = output
@@ -196,7 +196,7 @@ def explain(model: nn.Module, images: torch.Tensor, *, target: str | int | None 
     return grad_cam(model, images, target=target)
 
 
-def _image_hwc_uint8(image) -> np.ndarray:
+def _image_hwc_uint8(image: object) -> np.ndarray:
     if isinstance(image, torch.Tensor):
         t = image.detach().cpu()
         if t.ndim == 4 and t.shape[0] == 1:
@@ -222,7 +222,7 @@ def _image_hwc_uint8(image) -> np.ndarray:
     return np.clip(arr * 255 + 0.5, 0, 255).astype(np.uint8)
 
 
-def overlay(image, heatmap, alpha: float = 0.45, cmap: str = "jet") -> np.ndarray:
+def overlay(image: object, heatmap: torch.Tensor | np.ndarray, alpha: float = 0.45, cmap: str = "jet") -> np.ndarray:
     """Blend a heatmap (values in [0, 1], any size) onto an image: ``H x W x 3`` uint8 for saving.
 
     ``image`` is a PIL image, an ``H x W x 3`` array or a ``3 x H x W`` tensor, uint8 or float in
