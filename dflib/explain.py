@@ -1,9 +1,10 @@
 """Where does the detector look? Grad-CAM for the CNNs, attention rollout for the ViT, written by hand.
 
 * **Grad-CAM** (Selvaraju et al. 2017): take the activations ``A`` (N, C, h, w) of the last
-  spatial block (``model.cam_layer``) and the gradient of the target logit with respect to
-  them; the mean gradient over space weighs each channel, ``cam = ReLU(sum_c w_c A_c)``, which
-  is upsampled to the input size. Positive = evidence *for* the target class.
+  spatial layer (``model.cam_layer``; for a ViT its patch tokens laid out on the grid) and the
+  gradient of the target logit with respect to them; the mean gradient over space weighs each
+  channel, ``cam = ReLU(sum_c w_c A_c)``, which is upsampled to the input size. Positive =
+  evidence *for* the target class.
 * **Attention rollout** (Abnar & Zuidema 2020, "Quantifying Attention Flow in Transformers"):
   average each block's attention over heads, add the identity for the residual connection
   (``0.5 A + 0.5 I``; rows still sum to 1), multiply the blocks together, and read the class
@@ -87,7 +88,8 @@ def grad_cam(model: nn.Module, images: torch.Tensor, *, target: str | int | None
     """Grad-CAM heatmaps ``(N, H, W)`` in [0, 1] (float32, CPU) for ``images`` as the model eats them.
 
     ``layer`` defaults to ``model.cam_layer`` (every dflib Detector has one; for a ViT the
-    LayerNorm in front of the last block's attention). ``target`` is
+    LayerNorm in front of the last block's attention, whose ``(N, T, D)`` tokens are laid out on
+    the patch grid). ``target`` is
     ``"fake"`` (evidence for fake, the default) or ``"real"`` for a binary detector, a class
     index (or None = top class) otherwise. Works whatever ``requires_grad`` the weights have and
     inside ``torch.inference_mode()``; the model's train/eval mode is restored.
@@ -95,16 +97,11 @@ def grad_cam(model: nn.Module, images: torch.Tensor, *, target: str | int | None
     x0 = _batch(images)
     if layer is None:
         layer = getattr(model, "cam_layer", None)
-        if is_transformer(model) and hasattr(layer, "norm1"):
-            # The last block's *output* reaches the head only through its class token, so the
-            # gradients on its patch tokens are zero; its attention input (norm1) is the
-            # usual Grad-CAM layer for ViTs.
-            layer = layer.norm1
     if not isinstance(layer, nn.Module):
         raise ValueError(f"{type(model).__name__} has no cam_layer; pass layer= (the last block with spatial output)")
     store: dict[str, torch.Tensor] = {}
 
-    def keep(_module, _inputs, output):
+    def keep(_module: nn.Module, _inputs: object, output: object) -> torch.Tensor:
         if not isinstance(output, torch.Tensor):
             raise ValueError(f"Grad-CAM layer {type(_module).__name__} returns {type(output).__name__}, not a tensor")
         store["act"] = output
@@ -162,18 +159,17 @@ def rollout(attentions: Sequence[torch.Tensor], *, num_prefix: int = 1, head_fus
 
 
 def attention_rollout(model: nn.Module, images: torch.Tensor, *, head_fusion: str = "mean") -> torch.Tensor:
-    """Attention-rollout heatmaps ``(N, H, W)`` in [0, 1] for a ViT (``model(x, return_attention=True)``)."""
+    """Attention-rollout heatmaps ``(N, H, W)`` in [0, 1] for a ViT (one with ``attention_maps(x)``)."""
     x0 = _batch(images)
+    if not is_transformer(model):
+        raise ValueError(f"{type(model).__name__} does not return attention maps; use grad_cam for CNNs")
     was_training = model.training
     try:
         model.eval()
         with torch.no_grad():
-            out = model(x0.to(_device(model)), return_attention=True)
-    except TypeError:
-        raise ValueError(f"{type(model).__name__} does not return attention maps; use grad_cam for CNNs") from None
+            maps = model.attention_maps(x0.to(_device(model)))
     finally:
         model.train(was_training)
-    maps = out[1]
     prefix = int(getattr(model, "num_prefix_tokens", 1))
     query = "mean" if getattr(model, "pool_type", "cls") == "mean" else "cls"
     cls = rollout(maps, num_prefix=prefix, head_fusion=head_fusion, query=query)  # (N, gh*gw)
@@ -185,8 +181,8 @@ def attention_rollout(model: nn.Module, images: torch.Tensor, *, head_fusion: st
 
 
 def is_transformer(model: nn.Module) -> bool:
-    """True for models whose forward can return attention maps (dflib's ViT)."""
-    return callable(getattr(model, "attention_modules", None))
+    """True for models that give per-block attention maps, ``model.attention_maps(x)`` (dflib's ViT)."""
+    return callable(getattr(model, "attention_maps", None))
 
 
 def explain(model: nn.Module, images: torch.Tensor, *, target: str | int | None = "fake") -> torch.Tensor:
@@ -200,7 +196,7 @@ def explain(model: nn.Module, images: torch.Tensor, *, target: str | int | None 
     return grad_cam(model, images, target=target)
 
 
-def _image_hwc_uint8(image) -> np.ndarray:
+def _image_hwc_uint8(image: object) -> np.ndarray:
     if isinstance(image, torch.Tensor):
         t = image.detach().cpu()
         if t.ndim == 4 and t.shape[0] == 1:
@@ -226,7 +222,7 @@ def _image_hwc_uint8(image) -> np.ndarray:
     return np.clip(arr * 255 + 0.5, 0, 255).astype(np.uint8)
 
 
-def overlay(image, heatmap, alpha: float = 0.45, cmap: str = "jet") -> np.ndarray:
+def overlay(image: object, heatmap: torch.Tensor | np.ndarray, alpha: float = 0.45, cmap: str = "jet") -> np.ndarray:
     """Blend a heatmap (values in [0, 1], any size) onto an image: ``H x W x 3`` uint8 for saving.
 
     ``image`` is a PIL image, an ``H x W x 3`` array or a ``3 x H x W`` tensor, uint8 or float in

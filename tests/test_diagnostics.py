@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from dflib import plots
+from dflib.models import BasicBlock, Bottleneck, ResNet, SqueezeNeXtUnit, ViT, create_model
 from dflib.models.diagnostics import (cls_attention, gradient_norms, overfit_one_batch, patchify, pos_embed_similarity,
-                               separable_savings, without_shortcuts)
-from dflib.models import ResNet, ViT, create_model
+                                      separable_savings, without_shortcuts)
 
 
 def tiny_resnet():
@@ -52,6 +52,28 @@ def test_without_shortcuts_changes_output_and_restores():
             pass
 
 
+@pytest.mark.parametrize("name", ["resnet18_w16", "resnet50", "sqnxt23_w1"])
+def test_without_shortcuts_keeps_only_the_residual_branch(name):
+    torch.manual_seed(0)
+    model = create_model(name, img_size=32).eval()
+    blocks = [m for m in model.modules() if isinstance(m, (BasicBlock, Bottleneck, SqueezeNeXtUnit))]
+    block = blocks[1]  # second block of stage 1: an identity shortcut
+    seen = []
+    handle = block.register_forward_pre_hook(lambda _m, args: seen.append(args[0].clone()))
+    with torch.no_grad():
+        model(torch.randn(1, 3, 32, 32))
+    handle.remove()
+    x = seen[0]  # what the block really receives
+    with torch.no_grad():
+        full = block(x)
+        with without_shortcuts(model):
+            plain = block(x)
+            assert all("forward" in vars(b) for b in blocks)
+        assert all("forward" not in vars(b) for b in blocks)
+        assert torch.equal(plain, block.relu(block.residual(x)))
+        assert torch.equal(full, block.relu(block.residual(x) + block.shortcut(x)))
+
+
 def test_separable_savings_counts():
     df = separable_savings(64, 64)
     assert df["params"].tolist() == [9 * 64 * 64, 6 * 64 * 64]
@@ -74,11 +96,19 @@ def test_vit_probes():
     sim = pos_embed_similarity(vit)
     assert sim.shape == (4, 4, 4, 4)
     assert torch.allclose(sim[1, 2, 1, 2], torch.tensor(1.0), atol=1e-5)
-    maps = cls_attention(vit, torch.randn(3, 3, 32, 32))
+    images = torch.randn(3, 3, 32, 32)
+    maps = cls_attention(vit, images)
     assert maps.shape == (3, 4, 4)
     assert ((maps > 0) & (maps < 1)).all()
+    with torch.no_grad():  # the class token's row of the last block's map, averaged over heads
+        expected = vit.attention_maps(images)[-1][:, :, 0, 1:].mean(dim=1).reshape(3, 4, 4)
+    assert torch.allclose(maps, expected)
+    first = cls_attention(vit, images, block=0)
+    assert first.shape == (3, 4, 4) and not torch.allclose(first, maps)
     with pytest.raises(TypeError):
         pos_embed_similarity(tiny_resnet())
+    with pytest.raises(TypeError, match="ViT"):
+        cls_attention(tiny_resnet(), images)
 
 
 def test_new_plots_build():

@@ -142,6 +142,13 @@ def test_explain_runs_on_the_presets(name):
         assert torch.allclose(heat, attention_rollout(model, x))
         cam = grad_cam(model, x)  # Grad-CAM also works on tokens (the last block's attention input)
         assert cam.shape == (2, 64, 64) and float(cam.amax(dim=(1, 2)).min()) == pytest.approx(1.0)
+        # cam_layer is the hooked module itself, no special case: the last block's norm1, as it always was
+        assert model.cam_layer is model.blocks[-1].norm1
+        assert torch.equal(cam, grad_cam(model, x, layer=model.blocks[-1].norm1))
+    else:
+        assert torch.equal(heat, grad_cam(model, x, layer=model.cam_layer))
+        with pytest.raises(ValueError, match="grad_cam"):
+            attention_rollout(model, x)
 
 
 def test_overlay_shapes_and_errors():

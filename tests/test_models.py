@@ -6,14 +6,21 @@ pytorchcv (SqueezeNeXt reference) is a test-only dependency: those tests skip wi
 from __future__ import annotations
 
 import json
+import math
+from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
 from dflib.models import (
+    BasicBlock,
+    Bottleneck,
+    EncoderBlock,
+    MultiHeadSelfAttention,
     ResNet,
     SqueezeNeXt,
+    SqueezeNeXtUnit,
     ViT,
     allowed_overrides,
     build_reference,
@@ -96,7 +103,8 @@ def make_nontrivial_(model: nn.Module, img_size: int, seed: int = 0) -> nn.Modul
 def test_list_models_has_every_preset() -> None:
     names = list_models()
     assert names == sorted(names)
-    for n in [*PARAM_COUNTS, "sqnxt23_w3d2", "sqnxt23v5_w3d2", "sqnxt23v5_w2", "vit_face_p8_128", "vit_face_conv_128", "resnet18_w32"]:
+    extra = ["sqnxt23_w3d2", "sqnxt23v5_w3d2", "sqnxt23v5_w2", "vit_face_p8_128", "vit_face_conv_128", "resnet18_w32"]
+    for n in [*PARAM_COUNTS, *extra]:
         assert n in names
 
 
@@ -191,14 +199,19 @@ def test_named_stages_and_summary(name: str) -> None:
     assert total["output_shape"] == (1,)
 
 
-@pytest.mark.parametrize("name", ["sqnxt23_w1", "resnet18_w16"])
-def test_cam_layer_is_last_feature_map(name: str) -> None:
+@pytest.mark.parametrize(("name", "shape"), [
+    ("sqnxt23_w1", (128, 4, 4)),  # final_block: (N, C, H/32, W/32) at 128 px
+    ("resnet18_w16", (128, 4, 4)),  # stage4
+    ("vit_face_p8_128", (1 + 16 * 16, 192)),  # blocks[-1].norm1: class token + a 16 x 16 grid of tokens
+])
+def test_cam_layer_is_last_feature_map(name: str, shape: tuple[int, ...]) -> None:
+    """``cam_layer`` is the very module Grad-CAM hooks: its output is the spatial map (or token grid)."""
     model = create_model(name).eval()
     seen = []
     handle = model.cam_layer.register_forward_hook(lambda m, i, o: seen.append(o.shape))
     model(torch.randn(1, 3, 128, 128))
     handle.remove()
-    assert len(seen) == 1 and len(seen[0]) == 4 and seen[0][-1] == 4  # (N, C, 4, 4) at 128 px
+    assert len(seen) == 1 and tuple(seen[0]) == (1, *shape)
 
 
 def test_registry_errors_name_the_valid_choices() -> None:
@@ -269,14 +282,151 @@ def test_attention_maps_path_equals_sdpa_path() -> None:
     handle = model.blocks[0].attn.attn_probe.register_forward_hook(lambda m, i, o: probed.append(o))
     with torch.no_grad():
         fast = model(x)
+        fast_tokens = model.forward_features(x)
         assert not probed  # the SDPA path computes no maps
-        slow, maps = model(x, return_attention=True)
+        slow_tokens, maps = model.forward_features(x, need_weights=True)
+        assert len(probed) == 1
+        maps_again = model.attention_maps(x)
     handle.remove()
-    assert torch.allclose(fast, slow, atol=1e-5)
+    assert fast_tokens.shape == (2, 65, 192)  # (N, T, D), T = 1 + 8*8
+    assert torch.allclose(fast_tokens, slow_tokens, atol=1e-5)
+    assert torch.allclose(fast, model.format_logits(model.head(model.pool(slow_tokens))), atol=1e-5)
     assert len(maps) == 3 and maps[0].shape == (2, 3, 65, 65)  # (N, heads, 1 + 8*8, 1 + 8*8)
     assert torch.allclose(maps[0].sum(-1), torch.ones(2, 3, 65), atol=1e-5)
-    assert len(probed) == 1 and torch.equal(probed[0], maps[0])
-    assert all(not a.keep_attention and a.last_attention is None for a in model.attention_modules())
+    assert torch.equal(probed[0], maps[0])
+    assert len(maps_again) == 3 and all(torch.equal(a, b) for a, b in zip(maps, maps_again))
+    assert not any(hasattr(a, "keep_attention") or hasattr(a, "last_attention") for a in model.attention_modules())
+
+
+def test_need_weights_gives_the_softmax_the_sdpa_path_applies() -> None:
+    torch.manual_seed(0)
+    n, length, dim, heads = 2, 7, 24, 4
+    attn = MultiHeadSelfAttention(dim, heads).eval()
+    x = torch.randn(n, length, dim)
+    with torch.no_grad():
+        fast = attn(x)
+        out, weights = attn(x, need_weights=True)
+        assert isinstance(fast, torch.Tensor) and fast.shape == (n, length, dim)
+        assert weights.shape == (n, heads, length, length)
+        assert (weights >= 0).all() and torch.allclose(weights.sum(-1), torch.ones(n, heads, length), atol=1e-6)
+        assert torch.allclose(out, fast, atol=1e-6)
+        # They are softmax(q k^T / sqrt(d)), and recombining the values with them gives the SDPA output.
+        q, k, v = attn.qkv(x).reshape(n, length, 3, heads, dim // heads).permute(2, 0, 3, 1, 4)
+        expected = (q @ k.transpose(-2, -1) / math.sqrt(dim // heads)).softmax(dim=-1)
+        assert torch.allclose(weights, expected, atol=1e-6)
+        recombined = attn.proj((weights @ v).transpose(1, 2).reshape(n, length, dim))
+        assert torch.allclose(recombined, fast, atol=1e-6)
+        # The same weights as torch's own attention with the same parameters (per head, not averaged).
+        mha = nn.MultiheadAttention(dim, heads, batch_first=True).eval()
+        mha.in_proj_weight.copy_(attn.qkv.weight)
+        mha.in_proj_bias.copy_(attn.qkv.bias)
+        mha.out_proj.load_state_dict(attn.proj.state_dict())
+        theirs, their_weights = mha(x, x, x, need_weights=True, average_attn_weights=False)
+        assert torch.allclose(their_weights, weights, atol=1e-6) and torch.allclose(theirs, fast, atol=1e-5)
+
+        block = EncoderBlock(dim, heads).eval()
+        y_fast = block(x)
+        y, block_weights = block(x, need_weights=True)
+        assert isinstance(y_fast, torch.Tensor) and torch.allclose(y, y_fast, atol=1e-6)
+        assert torch.equal(block_weights, block.attn(block.norm1(x), need_weights=True)[1])
+
+
+@pytest.mark.parametrize("name", ["sqnxt23_w1", "resnet18_w16", "vit_face_p8_128"])
+def test_forward_sets_no_module_attributes(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Attention maps are returned, not stashed: no ``nn.Module`` attribute is set during a forward pass."""
+    model = create_model(name, img_size=32).eval()
+    x = torch.randn(1, 3, 32, 32)
+    calls: list[str] = []
+    original = nn.Module.__setattr__
+
+    def spy(self: nn.Module, key: str, value: object) -> None:
+        calls.append(f"{type(self).__name__}.{key}")
+        original(self, key, value)
+
+    monkeypatch.setattr(nn.Module, "__setattr__", spy)
+    model.probe_flag = True  # the spy sees attribute assignments
+    assert calls == [f"{type(model).__name__}.probe_flag"]
+    calls.clear()
+    with torch.no_grad():
+        model(x)
+        if isinstance(model, ViT):
+            model.forward_features(x, need_weights=True)
+            model.attention_maps(x)
+    monkeypatch.undo()
+    assert calls == []
+
+
+def _randomise_batchnorm_(module: nn.Module, seed: int = 0) -> None:
+    """Random BN affine parameters and running statistics, so eval-mode BN is far from the identity."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for bn in module.modules():
+            if isinstance(bn, nn.BatchNorm2d):
+                for t, low, high in [(bn.weight, 0.5, 1.5), (bn.bias, -0.5, 0.5), (bn.running_mean, -0.5, 0.5),
+                                     (bn.running_var, 0.5, 2.0)]:
+                    t.copy_(torch.rand(t.shape, generator=g) * (high - low) + low)
+
+
+@pytest.mark.parametrize(("block_cls", "in_channels", "channels", "stride", "identity"), [
+    (BasicBlock, 8, 8, 1, True),
+    (BasicBlock, 8, 16, 2, False),
+    (Bottleneck, 32, 8, 1, True),  # 8 * expansion 4 = 32 output channels
+    (Bottleneck, 16, 8, 2, False),
+    (SqueezeNeXtUnit, 16, 16, 1, True),
+    (SqueezeNeXtUnit, 32, 16, 1, False),  # fewer channels out than in: squeeze by 4, projection shortcut
+    (SqueezeNeXtUnit, 16, 32, 2, False),
+])
+def test_residual_plus_shortcut_reproduces_forward(block_cls: type[nn.Module], in_channels: int, channels: int,
+                                                   stride: int, identity: bool) -> None:
+    torch.manual_seed(0)
+    block = block_cls(in_channels, channels, stride)
+    _randomise_batchnorm_(block)
+    block.eval()
+    x = torch.randn(2, in_channels, 8, 8)
+    with torch.no_grad():
+        expected = block(x)
+        got = block.relu(block.residual(x) + block.shortcut(x))
+    assert torch.equal(got, expected)
+    assert isinstance(block.shortcut, nn.Identity) == identity
+    assert expected.shape[-1] == 8 // stride
+
+
+def test_forward_features_are_the_tokens_before_pooling() -> None:
+    torch.manual_seed(0)
+    model = create_model("vit_face_conv_128", img_size=64).eval()
+    with torch.no_grad():
+        model.head.weight.normal_()
+        x = torch.randn(2, 3, 64, 64)
+        tokens = model.forward_features(x)
+        assert tokens.shape == (2, 1 + 4 * 4, 96)
+        assert torch.equal(model.format_logits(model.head(model.pool(tokens))), model(x))
+
+
+SHIPPED_CARDS = sorted((Path(__file__).resolve().parents[1] / "models").glob("*.json"))
+
+
+@pytest.mark.skipif(not SHIPPED_CARDS, reason="no committed detectors in models/")
+@pytest.mark.parametrize("card", SHIPPED_CARDS, ids=[c.stem for c in SHIPPED_CARDS])
+def test_committed_detectors_still_load(card: Path) -> None:
+    """The weights in models/*.safetensors load strictly: renaming code must not rename state_dict keys."""
+    from dflib.checkpoint import load_detector
+
+    model, loaded = load_detector(card)
+    size = loaded.img_size
+    with torch.no_grad():
+        out = model(torch.randn(2, 3, size, size))
+    assert out.shape == (2,) and torch.isfinite(out).all()
+
+
+def test_renamed_options_in_saved_cards_still_load() -> None:
+    """``in_chans`` became ``in_channels``; an ``architecture.overrides`` written with the old name still loads."""
+    config = {"name": "resnet18_w16", "num_classes": 1, "img_size": 64, "overrides": {"in_chans": 1}}
+    model = create_model_from_config(config)
+    assert model.stem.conv.in_channels == 1 and model.config["overrides"] == {"in_channels": 1}
+    assert create_model("vit_face_p8_128", in_channels=1).embed.proj.in_channels == 1
+    assert "in_channels" in allowed_overrides("sqnxt23_w1") and "in_chans" not in allowed_overrides("sqnxt23_w1")
+    with pytest.raises(ValueError, match="twice"):
+        create_model("resnet18_w16", in_chans=1, in_channels=1)
 
 
 def test_load_reference_weights_reports_first_mismatch() -> None:

@@ -8,12 +8,15 @@ published numbers, it ignores the cheap element-wise work (BatchNorm, ReLU, addi
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import torch
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
@@ -46,14 +49,14 @@ def _counting_mode(model: nn.Module) -> Iterator[None]:
         model.train(was_training)
 
 
-def _dummy_input(model: nn.Module, img_size: int | tuple[int, int], batch: int, in_chans: int) -> torch.Tensor:
+def _dummy_input(model: nn.Module, img_size: int | tuple[int, int], batch: int, in_channels: int) -> torch.Tensor:
     param = next(model.parameters())
-    return torch.randn(batch, in_chans, *_as_hw(img_size), device=param.device, dtype=param.dtype)
+    return torch.randn(batch, in_channels, *_as_hw(img_size), device=param.device, dtype=param.dtype)
 
 
-def count_macs(model: nn.Module, img_size: int | tuple[int, int], batch: int = 1, in_chans: int = 3) -> int:
-    """Multiply-accumulates of one forward pass on a ``batch x in_chans x H x W`` input."""
-    x = _dummy_input(model, img_size, batch, in_chans)
+def count_macs(model: nn.Module, img_size: int | tuple[int, int], batch: int = 1, in_channels: int = 3) -> int:
+    """Multiply-accumulates of one forward pass on a ``batch x in_channels x H x W`` input."""
+    x = _dummy_input(model, img_size, batch, in_channels)
     with _counting_mode(model), FlopCounterMode(display=False) as counter:
         model(x)
     return counter.get_total_flops() // 2
@@ -67,7 +70,8 @@ def _shape_of(out: object) -> tuple[int, ...]:
     return ()
 
 
-def summary(model: nn.Module, img_size: int | tuple[int, int], in_chans: int = 3, total: bool = True):
+def summary(model: nn.Module, img_size: int | tuple[int, int], in_channels: int = 3,
+            total: bool = True) -> pd.DataFrame:
     """One row per stage (``model.named_stages()``): name, output shape (without batch), params, MACs.
 
     Needs pandas. ``total=True`` appends a row with the whole model's parameters and MACs.
@@ -84,7 +88,7 @@ def summary(model: nn.Module, img_size: int | tuple[int, int], in_chans: int = 3
         def hook(_m: nn.Module, _inp: object, out: object, name: str = name) -> None:
             shapes[name] = _shape_of(out)
         hooks.append(module.register_forward_hook(hook))
-    x = _dummy_input(model, img_size, 1, in_chans)
+    x = _dummy_input(model, img_size, 1, in_channels)
     try:
         with _counting_mode(model), FlopCounterMode(display=False) as counter:
             model(x)

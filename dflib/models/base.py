@@ -7,7 +7,8 @@ evaluation, Grad-CAM, summary tables, checkpoint cards) only needs four things f
   P(fake) = sigmoid(logit), label fake = 1) and ``(N, num_classes)`` otherwise;
 * ``named_stages()`` lists the top-level blocks in execution order; feeding the input through
   them one after another gives the head's output (this is what ``summary()`` tabulates);
-* ``cam_layer`` is the block whose output Grad-CAM should explain;
+* ``cam_layer`` is the module whose output Grad-CAM hooks: a ``(N, C, h, w)`` feature map for a CNN,
+  the ``(N, T, D)`` tokens for a ViT (``dflib.explain.grad_cam`` uses it as it is);
 * ``config`` is a small dict (name, num_classes, img_size, overrides) from which
   ``create_model_from_config(config)`` rebuilds the model.
 """
@@ -44,7 +45,7 @@ class Detector(nn.Module):
 
     @property
     def cam_layer(self) -> nn.Module:
-        """The block whose output activations Grad-CAM uses (the last spatial feature map)."""
+        """The module whose output Grad-CAM hooks and explains (the last spatial feature map)."""
         raise NotImplementedError
 
     def format_logits(self, logits: torch.Tensor) -> torch.Tensor:

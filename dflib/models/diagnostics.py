@@ -79,23 +79,10 @@ def gradient_norms(model: nn.Module, images: torch.Tensor, labels: torch.Tensor)
     return pd.DataFrame(rows, columns=["stage", "params", "grad_norm", "grad_rms"])
 
 
-def _plain_forward(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """The block's residual branch alone (no shortcut), then the block's final ReLU."""
-    if isinstance(block, BasicBlock):
-        out = block.relu(block.bn1(block.conv1(x)))
-        return block.relu(block.bn2(block.conv2(out)))
-    if isinstance(block, Bottleneck):
-        out = block.relu(block.bn1(block.conv1(x)))
-        out = block.relu(block.bn2(block.conv2(out)))
-        return block.relu(block.bn3(block.conv3(out)))
-    out = block.squeeze2(block.squeeze1(x))
-    return block.relu(block.expand(block.conv3x1(block.conv1x3(out))))
-
-
 @contextmanager
 def without_shortcuts(model: nn.Module) -> Iterator[nn.Module]:
     """Temporarily turn a ResNet / SqueezeNeXt into a "plain" network: every residual block
-    computes only its residual branch, ``relu(F(x))`` instead of ``relu(F(x) + x)``.
+    computes ``relu(block.residual(x))`` instead of ``relu(block.residual(x) + block.shortcut(x))``.
 
     Same weights, same depth: the difference in behaviour is the shortcut's doing.
     """
@@ -103,12 +90,16 @@ def without_shortcuts(model: nn.Module) -> Iterator[nn.Module]:
     if not blocks:
         raise TypeError(f"{type(model).__name__} has no residual blocks (BasicBlock, Bottleneck, SqueezeNeXtUnit)")
     for b in blocks:
-        b.forward = types.MethodType(_plain_forward, b)
+        b.forward = types.MethodType(_residual_only, b)  # an instance attribute hides the class's forward
     try:
         yield model
     finally:
         for b in blocks:
             del b.forward  # back to the class's forward
+
+
+def _residual_only(block: BasicBlock | Bottleneck | SqueezeNeXtUnit, x: torch.Tensor) -> torch.Tensor:
+    return block.relu(block.residual(x))
 
 
 def separable_savings(in_channels: int, out_channels: int, bias: bool = False) -> pd.DataFrame:
@@ -179,9 +170,10 @@ def cls_attention(model: nn.Module, images: torch.Tensor, block: int = -1) -> to
     Rows of attention sum to 1 over all tokens (class token included), so the map shows the
     share of the class token's attention that each patch receives.
     """
+    if not callable(getattr(model, "attention_maps", None)):
+        raise TypeError(f"{type(model).__name__} has no attention_maps(); pass a dflib ViT")
     model.eval()
-    _, maps = model(images, return_attention=True)
-    attn = maps[block]  # (N, heads, L, L)
+    attn = model.attention_maps(images)[block]  # (N, heads, T, T)
     cls_row = attn[:, :, 0, model.num_prefix_tokens:].mean(dim=1)  # (N, gh*gw)
     n, length = cls_row.shape
     gh = images.shape[-2] // model.patch_size

@@ -48,7 +48,8 @@ PRESETS: dict[str, Preset] = {
     "sqnxt23v5_w2": _sqnxt("23v5", 2.0),
     "resnet18": Preset(ResNet, {"block": "basic", "layers": (2, 2, 2, 2)}, description="ResNet-18 (He et al. 2016)"),
     "resnet34": Preset(ResNet, {"block": "basic", "layers": (3, 4, 6, 3)}, description="ResNet-34 (He et al. 2016)"),
-    "resnet50": Preset(ResNet, {"block": "bottleneck", "layers": (3, 4, 6, 3)}, description="ResNet-50 (He et al. 2016)"),
+    "resnet50": Preset(ResNet, {"block": "bottleneck", "layers": (3, 4, 6, 3)},
+                       description="ResNet-50 (He et al. 2016)"),
     "resnet18_w32": Preset(ResNet, {"block": "basic", "layers": (2, 2, 2, 2), "width": 32},
                            description="ResNet-18 at half width (CPU-friendly)"),
     "resnet18_w16": Preset(ResNet, {"block": "basic", "layers": (2, 2, 2, 2), "width": 16},
@@ -63,6 +64,21 @@ PRESETS: dict[str, Preset] = {
                                 description="narrow 4-block ViT for 128 px faces: convolutional stem (8x8 grid "
                                             "of 16 px tokens) and mean pooling; trains from scratch on small data"),
 }
+
+
+# Constructor arguments renamed since model cards were first written (old -> new): a card whose
+# ``architecture.overrides`` uses an old name still loads, and is rebuilt under the new one.
+RENAMED_OPTIONS: dict[str, str] = {"in_chans": "in_channels"}
+
+
+def _rename_options(overrides: dict[str, Any]) -> dict[str, Any]:
+    renamed: dict[str, Any] = {}
+    for key, value in overrides.items():
+        new = RENAMED_OPTIONS.get(key, key)
+        if new in renamed:
+            raise ValueError(f"option {new!r} given twice (once as its old name {key!r})")
+        renamed[new] = value
+    return renamed
 
 
 def list_models() -> list[str]:
@@ -98,6 +114,7 @@ def create_model(name: str, num_classes: int = 1, img_size: int | None = None, *
         ValueError: unknown name, unknown override (the message lists the valid ones), bad value.
     """
     preset = _get_preset(name)
+    overrides = _rename_options(overrides)
     valid = allowed_overrides(name)
     unknown = sorted(set(overrides) - set(valid))
     if unknown:

@@ -37,15 +37,19 @@ def conv1x1(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
 
 
-def projection(in_channels: int, out_channels: int, stride: int) -> nn.Module | None:
-    """Shortcut for blocks that change shape: strided 1x1 conv + BN ("option B" in the paper)."""
+def projection(in_channels: int, out_channels: int, stride: int) -> nn.Module:
+    """Shortcut of a block: the identity, or for blocks that change shape a strided 1x1 conv + BN
+    ("option B" in the paper)."""
     if stride == 1 and in_channels == out_channels:
-        return None
+        return nn.Identity()
     return nn.Sequential(conv1x1(in_channels, out_channels, stride), nn.BatchNorm2d(out_channels))
 
 
 class BasicBlock(nn.Module):
-    """conv3x3 -> BN -> ReLU -> conv3x3 -> BN, plus shortcut, then ReLU."""
+    """ReLU(F(x) + shortcut(x)) with F = conv3x3 -> BN -> ReLU -> conv3x3 -> BN (ResNet-18/34).
+
+    ``channels`` is the width of both 3x3 convolutions and of the output (``expansion = 1``).
+    """
 
     expansion = 1
 
@@ -58,16 +62,21 @@ class BasicBlock(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.shortcut = projection(in_channels, channels, stride)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x if self.shortcut is None else self.shortcut(x)
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        """F(x), the residual branch: what the block adds to its shortcut."""
         out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        out += identity  # in place: BN does not need its output for the backward pass
-        return self.relu(out)
+        return self.bn2(self.conv2(out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.residual(x) + self.shortcut(x))
 
 
 class Bottleneck(nn.Module):
-    """1x1 reduce -> 3x3 (strided) -> 1x1 expand to ``4 * channels``, plus shortcut, then ReLU."""
+    """ReLU(F(x) + shortcut(x)) with F = 1x1 reduce -> 3x3 (strided) -> 1x1 expand (ResNet-50+).
+
+    ``channels`` is the width of the 1x1 reduction and the 3x3; the output has
+    ``expansion * channels = 4 * channels``.
+    """
 
     expansion = 4
 
@@ -83,16 +92,26 @@ class Bottleneck(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.shortcut = projection(in_channels, out_channels, stride)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x if self.shortcut is None else self.shortcut(x)
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        """F(x), the residual branch: what the block adds to its shortcut."""
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        out += identity
-        return self.relu(out)
+        return self.bn3(self.conv3(out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.residual(x) + self.shortcut(x))
 
 
 BLOCKS: dict[str, type[BasicBlock] | type[Bottleneck]] = {"basic": BasicBlock, "bottleneck": Bottleneck}
+
+
+def make_stage(block_cls: type[BasicBlock] | type[Bottleneck], in_channels: int, channels: int, n_blocks: int,
+               stride: int) -> nn.Sequential:
+    """``n_blocks`` blocks of width ``channels``; only the first one strides and changes the channel count."""
+    out_channels = channels * block_cls.expansion
+    blocks = [block_cls(in_channels, channels, stride)]
+    blocks += [block_cls(out_channels, channels) for _ in range(n_blocks - 1)]
+    return nn.Sequential(*blocks)
 
 
 class ResNet(Detector):
@@ -107,7 +126,7 @@ class ResNet(Detector):
         zero_init_residual: start every block's last BN at zero, so each block begins as the
             identity (Goyal et al. 2017); often helps training from scratch. Off by default to
             match the reference initialisation.
-        in_chans: input channels.
+        in_channels: input channels (3 for RGB).
     """
 
     def __init__(
@@ -118,7 +137,7 @@ class ResNet(Detector):
         width: int = 64,
         drop_rate: float = 0.0,
         zero_init_residual: bool = False,
-        in_chans: int = 3,
+        in_channels: int = 3,
     ) -> None:
         super().__init__(num_classes)
         if block not in BLOCKS:
@@ -130,29 +149,26 @@ class ResNet(Detector):
             raise ValueError(f"width must be a positive integer (64 in the paper), got {width!r}")
         block_cls = BLOCKS[block]
 
-        # Stem: 7x7/2 conv + 3x3/2 max pool -> 1/4 resolution (224 px -> 56 x 56).
+        # Shape comments: input (N, in_channels, H, W), w = width, e = block_cls.expansion; each
+        # stride 2 rounds up (H/32 is 7 at 224 px, 4 at 128 px).
+        # Stem ("conv1" in the paper): 7x7/2 conv + 3x3/2 max pool -> 1/4 resolution (224 px -> 56 x 56).
         self.stem = nn.Sequential(
             OrderedDict(
-                conv=nn.Conv2d(in_chans, width, 7, stride=2, padding=3, bias=False),
+                conv=nn.Conv2d(in_channels, width, 7, stride=2, padding=3, bias=False),
                 bn=nn.BatchNorm2d(width),
                 relu=nn.ReLU(inplace=True),
                 pool=nn.MaxPool2d(3, stride=2, padding=1),
             )
-        )
-        # Four stages; stages 2-4 halve the resolution in their first block and double the width.
-        in_channels = width
-        stages = []
-        for i, n_blocks in enumerate(layers):
-            channels = width * 2**i
-            blocks = []
-            for j in range(n_blocks):
-                stride = 2 if (j == 0 and i > 0) else 1
-                blocks.append(block_cls(in_channels, channels, stride))
-                in_channels = channels * block_cls.expansion
-            stages.append(nn.Sequential(*blocks))
-        self.stage1, self.stage2, self.stage3, self.stage4 = stages
+        )  # (N, w, H/4, W/4)
+        # Four stages ("conv2_x" ... "conv5_x" in the paper's Table 1); stages 2-4 halve the
+        # resolution in their first block and double the width.
+        e = block_cls.expansion
+        self.stage1 = make_stage(block_cls, width, width, layers[0], stride=1)  # (N, w*e, H/4, W/4)
+        self.stage2 = make_stage(block_cls, width * e, 2 * width, layers[1], stride=2)  # (N, 2w*e, H/8, W/8)
+        self.stage3 = make_stage(block_cls, 2 * width * e, 4 * width, layers[2], stride=2)  # (N, 4w*e, H/16, W/16)
+        self.stage4 = make_stage(block_cls, 4 * width * e, 8 * width, layers[3], stride=2)  # (N, 8w*e, H/32, W/32)
         self.pool = global_pool(drop_rate)
-        self.head = nn.Linear(in_channels, num_classes)
+        self.head = nn.Linear(8 * width * e, num_classes)
         self._init_weights(zero_init_residual)
 
     def _init_weights(self, zero_init_residual: bool) -> None:
@@ -183,13 +199,15 @@ class ResNet(Detector):
 
     @property
     def cam_layer(self) -> nn.Module:
+        """The last stage: its ``(N, 8w*e, H/32, W/32)`` output is the last spatial feature map."""
         return self.stage4
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stem(x)
-        x = self.stage1(x)
-        x = self.stage2(x)
-        x = self.stage3(x)
-        x = self.stage4(x)
-        x = self.pool(x)
-        return self.format_logits(self.head(x))
+        # w = width (64 in the paper), e = block expansion (1 basic, 4 bottleneck); ResNet-18: w*e = 64.
+        x = self.stem(x)  # (N, w, H/4, W/4)
+        x = self.stage1(x)  # (N, w*e, H/4, W/4)
+        x = self.stage2(x)  # (N, 2w*e, H/8, W/8)
+        x = self.stage3(x)  # (N, 4w*e, H/16, W/16)
+        x = self.stage4(x)  # (N, 8w*e, H/32, W/32)
+        x = self.pool(x)  # (N, 8w*e)
+        return self.format_logits(self.head(x))  # (N,) for one logit, else (N, num_classes)

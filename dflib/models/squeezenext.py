@@ -81,13 +81,22 @@ class SqueezeNeXtUnit(nn.Module):
         )
         self.relu = nn.ReLU(inplace=True)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = self.shortcut(x)
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        """F(x), the residual branch: squeeze, squeeze, 1x3, 3x1, expand (each conv -> BN -> ReLU)."""
         out = self.squeeze2(self.squeeze1(x))
         out = self.conv3x1(self.conv1x3(out))
-        out = self.expand(out)
-        # Not ``out += identity``: ``out`` is a ReLU output that autograd keeps for the backward.
-        return self.relu(out + identity)
+        return self.expand(out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Out of place: the residual ends in a ReLU whose output autograd keeps for the backward.
+        return self.relu(self.residual(x) + self.shortcut(x))
+
+
+def make_stage(in_channels: int, out_channels: int, n_units: int, stride: int) -> nn.Sequential:
+    """``n_units`` units with ``out_channels`` outputs; only the first one strides and changes the channels."""
+    units = [SqueezeNeXtUnit(in_channels, out_channels, stride)]
+    units += [SqueezeNeXtUnit(out_channels, out_channels) for _ in range(n_units - 1)]
+    return nn.Sequential(*units)
 
 
 class SqueezeNeXt(Detector):
@@ -99,7 +108,7 @@ class SqueezeNeXt(Detector):
         width_scale: multiplies every channel count (the "1.0 / 1.5 / 2.0" in 2.0-SqNxt-23).
         blocks: units per stage, overrides ``version``.
         drop_rate: dropout before the classifier.
-        in_chans: input channels.
+        in_channels: input channels (3 for RGB).
         residual_init: initial BatchNorm scale of every unit's expand layer (the reference uses 1).
             A small value starts each unit close to the identity, the trick ResNet plays with
             zero-init residuals (exactly 0 would kill the unit: a ReLU follows that BatchNorm and
@@ -114,7 +123,7 @@ class SqueezeNeXt(Detector):
         width_scale: float = 1.0,
         blocks: tuple[int, ...] | None = None,
         drop_rate: float = 0.0,
-        in_chans: int = 3,
+        in_channels: int = 3,
         residual_init: float = 0.2,
     ) -> None:
         super().__init__(num_classes)
@@ -137,26 +146,23 @@ class SqueezeNeXt(Detector):
         stage_channels = [scaled(c) for c in (32, 64, 128, 256)]
         final_channels = scaled(128)
 
-        # Stem: 7x7/2 conv + 3x3/2 max pool -> 1/4 resolution (224 px -> 55 x 55).
+        # Shape comments: input (N, in_channels, H, W), channels at width_scale 1; the stem's
+        # padding of 1 and the pool's ceil_mode make H/4 = 55 at 224 px (31 at 128), H/32 = 7 (4).
+        # Stem: 7x7/2 conv + 3x3/2 max pool -> 1/4 resolution.
         self.stem = nn.Sequential(
             OrderedDict(
-                conv=ConvBNReLU(in_chans, stem_channels, 7, stride=2, padding=1),
+                conv=ConvBNReLU(in_channels, stem_channels, 7, stride=2, padding=1),
                 pool=nn.MaxPool2d(3, stride=2, ceil_mode=True),
             )
-        )
+        )  # (N, 64, H/4, W/4)
         # Four stages; every stage but the first starts with a stride-2 unit.
-        in_channels = stem_channels
-        stages = []
-        for i, (n_units, out_channels) in enumerate(zip(blocks, stage_channels)):
-            units = []
-            for j in range(n_units):
-                stride = 2 if (j == 0 and i > 0) else 1
-                units.append(SqueezeNeXtUnit(in_channels, out_channels, stride))
-                in_channels = out_channels
-            stages.append(nn.Sequential(*units))
-        self.stage1, self.stage2, self.stage3, self.stage4 = stages
+        c1, c2, c3, c4 = stage_channels
+        self.stage1 = make_stage(stem_channels, c1, blocks[0], stride=1)  # (N, 32, H/4, W/4)
+        self.stage2 = make_stage(c1, c2, blocks[1], stride=2)  # (N, 64, H/8, W/8)
+        self.stage3 = make_stage(c2, c3, blocks[2], stride=2)  # (N, 128, H/16, W/16)
+        self.stage4 = make_stage(c3, c4, blocks[3], stride=2)  # (N, 256, H/32, W/32)
         # A final 1x1 conv mixes the channels before pooling; Grad-CAM looks at its output.
-        self.final_block = ConvBNReLU(in_channels, final_channels, 1)
+        self.final_block = ConvBNReLU(c4, final_channels, 1)  # (N, 128, H/32, W/32)
         self.pool = global_pool(drop_rate)
         self.head = nn.Linear(final_channels, num_classes)
         self._init_weights(residual_init)
@@ -184,14 +190,16 @@ class SqueezeNeXt(Detector):
 
     @property
     def cam_layer(self) -> nn.Module:
+        """The final 1x1 block: its ``(N, 128, H/32, W/32)`` output is the last spatial feature map."""
         return self.final_block
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stem(x)
-        x = self.stage1(x)
-        x = self.stage2(x)
-        x = self.stage3(x)
-        x = self.stage4(x)
-        x = self.final_block(x)
-        x = self.pool(x)
-        return self.format_logits(self.head(x))
+        # Channels at width_scale 1 (they scale with it); H/4 = 55 and H/32 = 7 at 224 px.
+        x = self.stem(x)  # (N, 64, H/4, W/4)
+        x = self.stage1(x)  # (N, 32, H/4, W/4)
+        x = self.stage2(x)  # (N, 64, H/8, W/8)
+        x = self.stage3(x)  # (N, 128, H/16, W/16)
+        x = self.stage4(x)  # (N, 256, H/32, W/32)
+        x = self.final_block(x)  # (N, 128, H/32, W/32)
+        x = self.pool(x)  # (N, 128)
+        return self.format_logits(self.head(x))  # (N,) for one logit, else (N, num_classes)

@@ -9,11 +9,13 @@ encoder. The class token's final state feeds the classifier. There is no convolu
 hierarchy and hardly any image prior, which is why ViTs need a lot of data (or augmentation) to
 beat CNNs, a lesson the course's small-data ``vit_face_p8_128`` makes visible.
 
-Attention uses ``torch.nn.functional.scaled_dot_product_attention`` (fused kernels, no L x L
-matrix kept in memory). Those kernels do not return the attention weights, so when maps are
-requested (``model(x, return_attention=True)``) each block takes an explicit, slower path that
-computes ``softmax(q k^T / sqrt(d))`` and passes it through ``attn.attn_probe`` (an
-``nn.Identity`` you can hook).
+Shapes: N images, T = 1 + gh * gw tokens (class token + one per patch), D = embed_dim.
+
+Attention uses ``torch.nn.functional.scaled_dot_product_attention`` (fused kernels, no T x T
+matrix kept in memory). Those kernels do not return the attention weights, so when they are asked
+for (``need_weights=True``, as in ``torch.nn.MultiheadAttention``; ``ViT.attention_maps(x)`` for
+every block) the attention takes an explicit, slower path that computes ``softmax(q k^T / sqrt(d))``
+and passes it through ``attn.attn_probe`` (an ``nn.Identity`` you can hook to read or edit the maps).
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ def resize_pos_embed(pos_embed: torch.Tensor, grid: tuple[int, int], num_prefix:
     return torch.cat([prefix, patches], dim=1)
 
 
-def conv_stem(in_chans: int, dim: int, patch_size: int) -> nn.Sequential:
+def conv_stem(in_channels: int, embed_dim: int, patch_size: int) -> nn.Sequential:
     """The "early convolutions" patchifier of Xiao et al. 2021 (arXiv:2106.14881).
 
     log2(P) stride-2 3x3 convolutions (BatchNorm + ReLU, channels doubling up to D), then a 1x1
@@ -58,12 +60,12 @@ def conv_stem(in_chans: int, dim: int, patch_size: int) -> nn.Sequential:
     if patch_size < 2 or 2 ** steps != patch_size:
         raise ValueError(f"stem='conv' needs a power-of-two patch_size >= 2, got {patch_size}")
     layers: list[nn.Module] = []
-    channels = [max(16, dim // 2 ** (steps - 1 - i)) for i in range(steps)]  # ..., D/4, D/2, D
-    c_in = in_chans
-    for c_out in channels:
-        layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
-        c_in = c_out
-    layers.append(nn.Conv2d(c_in, dim, 1))
+    widths = [max(16, embed_dim // 2 ** (steps - 1 - i)) for i in range(steps)]  # ..., D/4, D/2, D
+    for out_channels in widths:  # the i-th stride-2 conv gives (N, out_channels, H/2^i, W/2^i)
+        layers += [nn.Conv2d(in_channels, out_channels, 3, stride=2, padding=1, bias=False),
+                   nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True)]
+        in_channels = out_channels
+    layers.append(nn.Conv2d(in_channels, embed_dim, 1))  # (N, D, H/P, W/P)
     return nn.Sequential(*layers)
 
 
@@ -75,26 +77,27 @@ class PatchEmbedding(nn.Module):
     (:func:`conv_stem`).
     """
 
-    def __init__(self, img_size: int, patch_size: int, in_chans: int, dim: int, drop_rate: float = 0.0,
+    def __init__(self, img_size: int, patch_size: int, in_channels: int, embed_dim: int, drop_rate: float = 0.0,
                  stem: str = "patch") -> None:
         super().__init__()
         if img_size < patch_size:
             raise ValueError(f"img_size ({img_size}) must be at least patch_size ({patch_size})")
         if stem not in ("patch", "conv"):
-            raise ValueError(f"stem must be 'patch' (one linear map per patch) or 'conv' (early convolutions), got {stem!r}")
+            raise ValueError("stem must be 'patch' (one linear map per patch) or 'conv' (early convolutions), "
+                             f"got {stem!r}")
         self.patch_size = patch_size
         self.grid = img_size // patch_size
-        self.proj: nn.Module = (nn.Conv2d(in_chans, dim, kernel_size=patch_size, stride=patch_size)
-                                if stem == "patch" else conv_stem(in_chans, dim, patch_size))
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
-        self.pos_embed = nn.Parameter(torch.zeros(1, 1 + self.grid * self.grid, dim))
+        self.proj: nn.Module = (nn.Conv2d(in_channels, embed_dim, kernel_size=patch_size, stride=patch_size)
+                                if stem == "patch" else conv_stem(in_channels, embed_dim, patch_size))
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
+        self.pos_embed = nn.Parameter(torch.zeros(1, 1 + self.grid * self.grid, embed_dim))
         self.drop = nn.Dropout(drop_rate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.proj(x)  # (N, D, H/P, W/P)
         n, _, gh, gw = x.shape
         x = x.flatten(2).transpose(1, 2)  # (N, gh*gw, D): one token per patch
-        x = torch.cat([self.cls_token.expand(n, -1, -1), x], dim=1)
+        x = torch.cat([self.cls_token.expand(n, -1, -1), x], dim=1)  # (N, T, D), T = 1 + gh*gw
         # Another input size than the one built for -> resample the position embeddings on the fly.
         pos = self.pos_embed if (gh, gw) == (self.grid, self.grid) else resize_pos_embed(self.pos_embed, (gh, gw))
         return self.drop(x + pos)
@@ -111,49 +114,51 @@ class MultiHeadSelfAttention(nn.Module):
     """Multi-head self-attention with one fused q/k/v projection.
 
     ``qkv`` is a single Linear(D, 3D) (one matrix multiply instead of three); its output is split
-    into ``num_heads`` heads of size D / num_heads.
+    into ``num_heads`` heads of size D / num_heads. ``forward(x, need_weights=True)`` also returns
+    the attention weights, per head (``torch.nn.MultiheadAttention`` averages them by default).
     """
 
-    def __init__(self, dim: int, num_heads: int, attn_drop: float = 0.0, proj_drop: float = 0.0) -> None:
+    def __init__(self, embed_dim: int, num_heads: int, attn_drop: float = 0.0, proj_drop: float = 0.0) -> None:
         super().__init__()
-        if dim % num_heads != 0:
-            raise ValueError(f"embed_dim ({dim}) must be divisible by num_heads ({num_heads})")
+        if embed_dim % num_heads != 0:
+            raise ValueError(f"embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})")
         self.num_heads = num_heads
-        self.head_dim = dim // num_heads
+        self.head_dim = embed_dim // num_heads
         self.scale = self.head_dim**-0.5
         self.attn_drop = attn_drop
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.proj = nn.Linear(dim, dim)
+        self.qkv = nn.Linear(embed_dim, 3 * embed_dim)
+        self.proj = nn.Linear(embed_dim, embed_dim)
         self.proj_drop = nn.Dropout(proj_drop)
-        self.attn_probe = nn.Identity()  # hook point: sees (N, heads, L, L) maps on the slow path
-        self.keep_attention = False  # set by ViT.forward(return_attention=True)
-        self.last_attention: torch.Tensor | None = None
+        self.attn_probe = nn.Identity()  # hook point: sees the (N, heads, T, T) weights when they are asked for
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, need_weights: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """``(N, T, D) -> (N, T, D)``; with ``need_weights=True`` also the ``(N, heads, T, T)`` softmax
+        weights (row i: how query token i spreads its attention over the keys; rows sum to 1)."""
         n, length, dim = x.shape
         qkv = self.qkv(x).reshape(n, length, 3, self.num_heads, self.head_dim)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (N, heads, L, head_dim)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (N, heads, T, head_dim)
         dropout_p = self.attn_drop if self.training else 0.0
-        if self.keep_attention:
-            # Slow, explicit path: the same maths, but the L x L attention matrix is kept.
-            attn = (q * self.scale) @ k.transpose(-2, -1)
-            attn = self.attn_probe(attn.softmax(dim=-1))
-            self.last_attention = attn
-            out = F.dropout(attn, dropout_p, self.training) @ v
+        if need_weights:
+            # Explicit, slower path: the same maths as the fused kernel, but the T x T matrix is kept.
+            weights = self.attn_probe(((q * self.scale) @ k.transpose(-2, -1)).softmax(dim=-1))
+            out = F.dropout(weights, dropout_p, self.training) @ v
         else:
             out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
         out = out.transpose(1, 2).reshape(n, length, dim)  # concatenate the heads
-        return self.proj_drop(self.proj(out))
+        out = self.proj_drop(self.proj(out))
+        return (out, weights) if need_weights else out
 
 
 class MLP(nn.Module):
     """Position-wise feed-forward network: Linear -> GELU -> Linear (hidden = mlp_ratio * D)."""
 
-    def __init__(self, dim: int, hidden: int, drop: float = 0.0) -> None:
+    def __init__(self, embed_dim: int, hidden_dim: int, drop: float = 0.0) -> None:
         super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
+        self.fc1 = nn.Linear(embed_dim, hidden_dim)
         self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden, dim)
+        self.fc2 = nn.Linear(hidden_dim, embed_dim)
         self.drop = nn.Dropout(drop)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -161,29 +166,38 @@ class MLP(nn.Module):
 
 
 class EncoderBlock(nn.Module):
-    """Pre-norm Transformer block: x + Attention(LN(x)), then x + MLP(LN(x))."""
+    """Pre-norm Transformer block (eqs. 2-3 of the paper): x + MSA(LN(x)), then x + MLP(LN(x))."""
 
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, drop: float = 0.0, attn_drop: float = 0.0) -> None:
+    def __init__(self, embed_dim: int, num_heads: int, mlp_ratio: float = 4.0, drop: float = 0.0,
+                 attn_drop: float = 0.0) -> None:
         super().__init__()
-        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
-        self.attn = MultiHeadSelfAttention(dim, num_heads, attn_drop, drop)
-        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
-        self.mlp = MLP(dim, int(dim * mlp_ratio), drop)
+        self.norm1 = nn.LayerNorm(embed_dim, eps=1e-6)
+        self.attn = MultiHeadSelfAttention(embed_dim, num_heads, attn_drop, drop)
+        self.norm2 = nn.LayerNorm(embed_dim, eps=1e-6)
+        self.mlp = MLP(embed_dim, int(embed_dim * mlp_ratio), drop)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.norm1(x))
-        return x + self.mlp(self.norm2(x))
+    def forward(
+        self, x: torch.Tensor, need_weights: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """``(N, T, D) -> (N, T, D)``; with ``need_weights=True`` also the ``(N, heads, T, T)`` attention."""
+        if need_weights:
+            attended, weights = self.attn(self.norm1(x), need_weights=True)
+        else:
+            attended = self.attn(self.norm1(x))
+        x = x + attended
+        x = x + self.mlp(self.norm2(x))
+        return (x, weights) if need_weights else x
 
 
 class ClassTokenPool(nn.Module):
-    """Keep the class token, the image's summary: ``(N, L, D) -> (N, D)``."""
+    """Keep the class token, the image's summary: ``(N, T, D) -> (N, D)``."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x[:, 0]
 
 
 class TokenMeanPool(nn.Module):
-    """Average the patch tokens (not the class token): ``(N, L, D) -> (N, D)``.
+    """Average the patch tokens (not the class token): ``(N, T, D) -> (N, D)``.
 
     Global average pooling as in a CNN: evidence found in any patch counts equally, which suits
     detectors of local traces and small training sets (Zhai et al. 2022, "Better plain ViT baselines").
@@ -207,7 +221,7 @@ class ViT(Detector):
         embed_dim, depth, num_heads, mlp_ratio: width, number of blocks, heads, MLP expansion.
         drop_rate: dropout after the embeddings, in attention/MLP outputs and before the head.
         attn_drop_rate: dropout on the attention weights.
-        in_chans: input channels.
+        in_channels: input channels (3 for RGB).
         stem: "patch" (the paper's linear patch embedding) or "conv" (strided 3x3 convolutions,
             Xiao et al. 2021; see :func:`conv_stem`).
         pool: "cls" (the paper: classify from the class token) or "mean" (average of the patch
@@ -225,7 +239,7 @@ class ViT(Detector):
         mlp_ratio: float = 4.0,
         drop_rate: float = 0.0,
         attn_drop_rate: float = 0.0,
-        in_chans: int = 3,
+        in_channels: int = 3,
         stem: str = "patch",
         pool: str = "cls",
     ) -> None:
@@ -236,7 +250,7 @@ class ViT(Detector):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         self.patch_size = patch_size
         self.num_prefix_tokens = 1  # the class token
-        self.embed = PatchEmbedding(img_size, patch_size, in_chans, embed_dim, drop_rate, stem)
+        self.embed = PatchEmbedding(img_size, patch_size, in_channels, embed_dim, drop_rate, stem)
         self.blocks = nn.Sequential(
             *[EncoderBlock(embed_dim, num_heads, mlp_ratio, drop_rate, attn_drop_rate) for _ in range(depth)]
         )
@@ -281,32 +295,40 @@ class ViT(Detector):
 
     @property
     def cam_layer(self) -> nn.Module:
-        """Last encoder block. With ``pool="cls"`` its output reaches the head only through the
-        class token, so the output's patch tokens get zero gradient: :func:`dflib.explain.grad_cam`
-        therefore hooks this block's ``norm1`` (the input of its attention; right for either pool),
-        drops the class token and reshapes the patch tokens to ``(N, D, gh, gw)``. Attention
-        rollout (:func:`dflib.explain.attention_rollout`) is the usual explanation for a ViT."""
-        return self.blocks[-1]
+        """The LayerNorm in front of the last block's attention (``blocks[-1].norm1``), output
+        ``(N, T, D)``; :func:`dflib.explain.grad_cam` drops the class token and lays the patch tokens
+        out as a ``(N, D, gh, gw)`` map. Not the block's output: with ``pool="cls"`` that reaches the
+        head only through the class token, so its patch tokens get zero gradient. Attention rollout
+        (:func:`dflib.explain.attention_rollout`) is the usual explanation for a ViT."""
+        return self.blocks[-1].norm1
 
     def attention_modules(self) -> list[MultiHeadSelfAttention]:
         """One attention module per block, in order (register hooks on ``.attn_probe``)."""
         return [block.attn for block in self.blocks]
 
-    def forward(
-        self, x: torch.Tensor, return_attention: bool = False
+    def forward_features(
+        self, x: torch.Tensor, need_weights: bool = False
     ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
-        """Logits; with ``return_attention=True`` also one ``(N, heads, L, L)`` map per block
-        (softmax weights, class token first; not detached, so gradients can flow through them)."""
-        attns = self.attention_modules()
-        for attn in attns:
-            attn.keep_attention = return_attention
-        try:
-            x = self.embed(x)
-            x = self.blocks(x)
-            x = self.pool(self.norm(x))
-            logits = self.format_logits(self.head(x))
-            maps = [a.last_attention for a in attns] if return_attention else []
-        finally:
-            for attn in attns:
-                attn.keep_attention, attn.last_attention = False, None
-        return (logits, maps) if return_attention else logits
+        """Image ``(N, C, H, W)`` -> normalised tokens ``(N, T, D)``; with ``need_weights=True`` also
+        one ``(N, heads, T, T)`` attention map per block, first block first."""
+        x = self.embed(x)  # (N, T, D)
+        if not need_weights:
+            return self.norm(self.blocks(x))
+        maps = []
+        for block in self.blocks:
+            x, weights = block(x, need_weights=True)
+            maps.append(weights)
+        return self.norm(x), maps
+
+    def attention_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Every block's attention weights, ``(N, heads, T, T)`` each, first block first.
+
+        Softmax rows (sum to 1 over the keys), class token first. Not detached: gradients can flow
+        through them; call under ``torch.no_grad()`` when only looking.
+        """
+        return self.forward_features(x, need_weights=True)[1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.forward_features(x)  # (N, T, D)
+        x = self.pool(x)  # (N, D)
+        return self.format_logits(self.head(x))  # (N,) for one logit, else (N, num_classes)
