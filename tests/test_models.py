@@ -418,15 +418,14 @@ def test_committed_detectors_still_load(card: Path) -> None:
     assert out.shape == (2,) and torch.isfinite(out).all()
 
 
-def test_renamed_options_in_saved_cards_still_load() -> None:
-    """``in_chans`` became ``in_channels``; an ``architecture.overrides`` written with the old name still loads."""
-    config = {"name": "resnet18_w16", "num_classes": 1, "img_size": 64, "overrides": {"in_chans": 1}}
-    model = create_model_from_config(config)
-    assert model.stem.conv.in_channels == 1 and model.config["overrides"] == {"in_channels": 1}
+def test_input_channels_option_is_in_channels_everywhere() -> None:
+    """One name for the input channels in every architecture; the old one is refused, naming the allowed ones."""
     assert create_model("vit_face_p8_128", in_channels=1).embed.proj.in_channels == 1
-    assert "in_channels" in allowed_overrides("sqnxt23_w1") and "in_chans" not in allowed_overrides("sqnxt23_w1")
-    with pytest.raises(ValueError, match="twice"):
-        create_model("resnet18_w16", in_chans=1, in_channels=1)
+    assert create_model("resnet18_w16", in_channels=1).stem.conv.in_channels == 1
+    for name in ("sqnxt23_w1", "resnet18_w16", "vit_face_conv_128"):
+        assert "in_channels" in allowed_overrides(name) and "in_chans" not in allowed_overrides(name)
+    with pytest.raises(ValueError, match="in_channels"):
+        create_model("resnet18_w16", in_chans=1)
 
 
 def test_load_reference_weights_reports_first_mismatch() -> None:

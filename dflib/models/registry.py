@@ -66,21 +66,6 @@ PRESETS: dict[str, Preset] = {
 }
 
 
-# Constructor arguments renamed since model cards were first written (old -> new): a card whose
-# ``architecture.overrides`` uses an old name still loads, and is rebuilt under the new one.
-RENAMED_OPTIONS: dict[str, str] = {"in_chans": "in_channels"}
-
-
-def _rename_options(overrides: dict[str, Any]) -> dict[str, Any]:
-    renamed: dict[str, Any] = {}
-    for key, value in overrides.items():
-        new = RENAMED_OPTIONS.get(key, key)
-        if new in renamed:
-            raise ValueError(f"option {new!r} given twice (once as its old name {key!r})")
-        renamed[new] = value
-    return renamed
-
-
 def list_models() -> list[str]:
     """Names accepted by ``create_model``, sorted."""
     return sorted(PRESETS)
@@ -114,7 +99,6 @@ def create_model(name: str, num_classes: int = 1, img_size: int | None = None, *
         ValueError: unknown name, unknown override (the message lists the valid ones), bad value.
     """
     preset = _get_preset(name)
-    overrides = _rename_options(overrides)
     valid = allowed_overrides(name)
     unknown = sorted(set(overrides) - set(valid))
     if unknown:
