@@ -1,8 +1,12 @@
 """The training augmentation, fast: :class:`TrainTransform`, fused and in two stages.
 
-Detectors are trained with it: a change to the numbers it produces changes what they learn.
-Its results match ``v2.RandomResizedCrop``/``GaussianBlur``/``ColorJitter`` up to float rounding,
-except that colour jitter clips to 0..255 once at the end instead of after each step.
+This is the performance version of :func:`dflib.data.reference_augment.reference_augment`
+(read that one first: one plain ``torchvision.transforms.v2`` call per step). Both apply the same
+random parameters (:class:`~dflib.data.transforms.AugmentParams`, see
+:meth:`TrainTransform.draw_params`) and give the same result up to float rounding, except that
+the colour jitter here clips to 0..255 once at the end instead of after each step
+(``tests/test_augment_reference.py``). Detectors are trained with this version: a change to the
+numbers it produces changes what they learn.
 
 The transform comes in two stages, because on a CPU loader the per-sample work is the cost
 (``benchmarks/data_throughput.py``):
@@ -33,8 +37,8 @@ import torch.nn.functional as nnf
 from torchvision.transforms.v2 import functional as F
 
 from dflib.data.io import jpeg_roundtrip
-from dflib.data.transforms import (IMAGENET_MEAN, IMAGENET_STD, AugmentConfig, SeededTransform, _check_size,
-                                   _Normalize, _resize)
+from dflib.data.transforms import (COLOR_STEPS, IMAGENET_MEAN, IMAGENET_STD, AugmentConfig, AugmentParams,
+                                   SeededTransform, _check_size, _Normalize, _resize)
 
 _GRAY = (0.2989, 0.587, 0.114)  # ITU-R 601 luma, as torchvision's rgb_to_grayscale
 
@@ -55,7 +59,8 @@ class TrainTransform(SeededTransform):
     A training loader runs it in two stages (see the module docstring):
     ``img8, params = t.sample_stage(img, generator)`` in the loader workers, then
     ``x = t.batch_stage(torch.stack(imgs8).to(device), torch.stack(params))`` on the device.
-    ``t(img)`` is exactly that with a batch of one.
+    ``t(img)`` is exactly that with a batch of one. :meth:`draw_params` says which parameters
+    (crop box, flip, JPEG quality, ...) a generator state gives.
 
     One sample's random numbers are one ``float64`` uniform draw, laid out as: 4 per crop
     attempt (scale, ratio, top, left) for :attr:`_N_CROP` attempts; flip; JPEG on, JPEG
@@ -111,6 +116,27 @@ class TrainTransform(SeededTransform):
             return None
         q0, q1 = a.jpeg_quality
         return q0 + min(int(u[c + 2] * (q1 - q0 + 1)), q1 - q0)
+
+    def draw_params(self, h: int, w: int, generator: torch.Generator | None = None) -> AugmentParams:
+        """The parameters that ``t(img, generator)`` applies to an ``h`` x ``w`` image, drawn as it draws them.
+
+        From a generator in the same state, :meth:`sample_stage` draws the same numbers, and the
+        two stages decode them with the same formulas as here; pass the result to
+        :func:`~dflib.data.reference_augment.reference_augment` to get the same sample plainly.
+        """
+        a, c = self.augment, self._C
+        draw = self._draw(generator).tolist()
+        u, p = draw[:c + 3], draw[c + 3:]
+        s0, s1 = a.blur_sigma
+        params = dict(crop=self._crop_box(h, w, u), hflip=u[c] < a.hflip_p, jpeg_quality=self._jpeg_quality(u),
+                      blur_sigma=s0 + (s1 - s0) * p[1] if p[0] < a.blur_p else None)
+        if p[2] < a.color_p:
+            order = sorted(range(3), key=lambda k: p[3 + k])  # smallest key first, as batch_stage's argsort
+            params.update(color_order=tuple(COLOR_STEPS[k] for k in order),
+                          brightness=_jitter_factor(a.brightness, p[7]), contrast=_jitter_factor(a.contrast, p[8]),
+                          saturation=_jitter_factor(a.saturation, p[9]),
+                          hue=a.hue * (2 * p[10] - 1) if a.hue > 0 else None)
+        return AugmentParams(**params)
 
     # -- batch-stage steps (float32, 0..255, shape (n, 3, H, W)) ------------------------
     @staticmethod

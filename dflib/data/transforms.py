@@ -2,14 +2,20 @@
 
 Eval (:func:`eval_transform`): resize to the model input and normalise. Train: the same plus a
 horizontal flip, a small random resized crop, and the degradations that deepfake detectors must
-survive in the wild: JPEG re-compression, blur and colour jitter. The training transform,
-:class:`~dflib.data.fused_augment.TrainTransform`, is the fast version that training uses (two
-stages: per image in the loader workers, per batch on the device; fused kernels) and lives in
-:mod:`dflib.data.fused_augment`.
+survive in the wild: JPEG re-compression, blur and colour jitter. The training augmentation is
+written twice, with the same random parameters (:class:`AugmentParams`) and the same result
+(tested in ``tests/test_augment_reference.py``):
 
-This module holds what the loaders call and the training transform needs: the knobs
-(:class:`AugmentConfig`), normalisation (:func:`denormalize` undoes it), the antialiased
-resize, :class:`EvalTransform` and :func:`apply_transform`."""
+* :mod:`dflib.data.reference_augment`: plainly, one ``torchvision.transforms.v2`` call per step.
+  Read it first: it says what the augmentation does.
+* :mod:`dflib.data.fused_augment`: :class:`~dflib.data.fused_augment.TrainTransform`, the fast
+  version that training uses (two stages: per image in the loader workers, per batch on the
+  device; fused kernels). It says how to do it quickly.
+
+This module holds what both need and what the loaders call: the knobs (:class:`AugmentConfig`),
+one draw of them (:class:`AugmentParams`), normalisation (:func:`denormalize` undoes it),
+the antialiased resize, :class:`EvalTransform` and :func:`apply_transform`.
+"""
 
 from __future__ import annotations
 
@@ -84,6 +90,44 @@ class AugmentConfig:
         if self.draft_upscale < 0:
             raise ValueError(f"AugmentConfig.draft_upscale must be >= 0 (0 = off), got {self.draft_upscale!r}")
         return self
+
+
+COLOR_STEPS = ("brightness", "contrast", "saturation")  # the colour-jitter steps whose order is drawn
+
+
+@dataclass(frozen=True)
+class AugmentParams:
+    """The random parameters of one training sample: one draw from an :class:`AugmentConfig`.
+
+    What each field holds and how it is distributed (``a`` is the config):
+
+    * ``crop``: ``(top, left, height, width)`` of the crop, as ``v2.RandomResizedCrop`` draws it:
+      area a uniform fraction ``a.crop_scale`` of the image, aspect ratio (width / height)
+      log-uniform in ``a.crop_ratio``, position uniform; a central crop if ten tries do not fit.
+    * ``hflip``: mirror the crop, with probability ``a.hflip_p``.
+    * ``jpeg_quality``: re-compress at this quality (uniform integer in ``a.jpeg_quality``), with
+      probability ``a.jpeg_p``; ``None`` otherwise.
+    * ``blur_sigma``: Gaussian blur (5 x 5) with this sigma (uniform in ``a.blur_sigma``), with
+      probability ``a.blur_p``; ``None`` otherwise.
+    * ``color_order``: with probability ``a.color_p`` the colour jitter runs, its three steps in
+      this order (a uniform permutation of :data:`COLOR_STEPS`); ``None``: no colour jitter.
+      ``brightness``, ``contrast`` and ``saturation`` are the factors (uniform in
+      ``[max(0, 1 - x), 1 + x]`` for ``x = a.brightness``, ...; 1 = unchanged), and ``hue`` the
+      hue shift that follows them (uniform in ``[-a.hue, a.hue]``; ``None`` when ``a.hue`` is 0).
+
+    :meth:`dflib.data.fused_augment.TrainTransform.draw_params` draws them;
+    :func:`dflib.data.reference_augment.reference_augment` applies them.
+    """
+
+    crop: tuple[int, int, int, int]
+    hflip: bool = False
+    jpeg_quality: int | None = None
+    blur_sigma: float | None = None
+    color_order: tuple[str, str, str] | None = None
+    brightness: float = 1.0
+    contrast: float = 1.0
+    saturation: float = 1.0
+    hue: float | None = None
 
 
 def _check_size(img_size: int) -> int:
