@@ -161,7 +161,7 @@ def test_eval_transform_matches_torchvision_compose(tiny_dataset):
 def test_train_steps_match_torchvision_kernels():
     from torchvision.transforms.v2 import functional as F
 
-    from dflib.data.transforms import TrainTransform
+    from dflib.data import TrainTransform
 
     x = torch.randint(40, 200, (3, 40, 40)).float()  # mid-range: no clipping inside the jitter
     taps = TrainTransform._blur_taps(torch.tensor([0.7, 1.1]))
@@ -182,7 +182,7 @@ def test_train_steps_match_torchvision_kernels():
 
 
 def test_two_stage_train_transform_equals_the_one_image_call(tiny_dataset):
-    from dflib.data.transforms import TrainTransform
+    from dflib.data import TrainTransform
 
     ds = DeepfakeDataset(tiny_dataset, "Train")
     t = train_transform(24, AugmentConfig(jpeg_p=0.5, blur_p=0.5, color_p=0.5, hue=0.05))

@@ -120,9 +120,12 @@ def test_new_plots_build():
             plots.pos_embed_similarity_map(torch.rand(2, 2, 2, 2)),
             plots.attention_overlay([torch.rand(3, 8, 8)], torch.rand(1, 2, 2))]
     df = gradient_norms(tiny_resnet(), torch.randn(2, 3, 32, 32), torch.tensor([0, 1]))
-    figs.append(plots.gradient_norm_bars({"a": df, "b": df}))
+    figs.append(plots.gradient_norm_bars({"a": df, "b": df.assign(grad_rms=2 * df["grad_rms"])}))
     for f in figs:
         assert f.axes
+    bars = figs[-1].axes[0]  # one bar per stage and variant, on a log axis
+    assert [[b.get_height() for b in c] for c in bars.containers] == [list(df["grad_rms"]), list(2 * df["grad_rms"])]
+    assert bars.get_yscale() == "log" and [t.get_text() for t in bars.get_xticklabels()] == list(df["stage"])
 
 
 def test_loss_curve_accepts_several_runs():

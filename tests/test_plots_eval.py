@@ -41,6 +41,29 @@ def test_curves_and_matrices():
         pe.roc_curves({})
 
 
+def test_confusion_matrix_cells_show_counts_and_row_shares():
+    fig = pe.confusion_matrices({"good": [[20, 10], [5, 25]], "empty row": [[0, 0], [3, 1]]})
+    assert len(fig.axes) == 2  # one heatmap per model, no colour bars
+    ax = fig.axes[0]
+    cells = [t.get_text().split("\n") for t in ax.texts]  # row by row: TN, FP, FN, TP
+    assert [int(c[0].replace(",", "")) for c in cells] == [20, 10, 5, 25]
+    assert [c[1] for c in cells] == ["66.7%", "33.3%", "16.7%", "83.3%"]  # share of the true class (row)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["real", "fake"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["real", "fake"]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("predicted", "true")
+    assert [t.get_text().split("\n")[1] for t in fig.axes[1].texts][:2] == ["0.0%", "0.0%"]  # no reals: no 0/0
+
+
+def test_per_method_bars_heights_and_held_out_label():
+    a = pd.DataFrame({"method": ["face_swap", "upsampling"], "roc_auc": [0.9, 0.6], "held_out": [False, True]})
+    b = a.assign(roc_auc=[0.8, 0.7])
+    ax = pe.per_method_bars({"a": a, "b": b}).axes[0]
+    assert [[bar.get_height() for bar in c] for c in ax.containers] == [[0.9, 0.6], [0.8, 0.7]]  # per model
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["face_swap", "upsampling\n(held out)"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a", "b"]
+    assert ax.get_ylabel() == "ROC-AUC"
+
+
 def test_robustness_method_and_gallery_figures():
     rows = [{"model": m, "degradation": "none", "level": 0.0, "roc_auc": 0.9, "accuracy": 0.8, "n": 10}
             for m in ("a", "b")]

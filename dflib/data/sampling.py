@@ -14,7 +14,7 @@ impossible. Here every random choice of an epoch is a function of ``(seed, epoch
 
 With ``batched=True`` (what the training engine uses on an accelerator, see
 :func:`dflib.training.run.augment_on_device`) the workers run only the per-image part of
-a :class:`~dflib.data.transforms.TrainTransform` (crop, flip, JPEG) and ship ``uint8`` images
+a :class:`~dflib.data.fused_augment.TrainTransform` (crop, flip, JPEG) and ship ``uint8`` images
 plus each sample's remaining random numbers; :func:`finish_batch` moves a batch to the device
 and runs the rest there (blur, colour jitter, normalisation), batched. The random numbers are
 still drawn per sample from its own seed, so the result does not depend on the batching either.
@@ -32,7 +32,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, default_collate
 
 from dflib.data.dataset import DeepfakeDataset, make_loader
-from dflib.data.transforms import SampleStage, TrainTransform, apply_transform
+from dflib.data.fused_augment import SampleStage, TrainTransform
+from dflib.data.transforms import apply_transform
 from dflib.runtime import derive_seed
 
 
@@ -86,7 +87,7 @@ class AugmentedDataset(Dataset):
     :class:`~dflib.data.DeepfakeDataset` base decodes each image no larger than the transform
     needs (its ``decode_size``).
 
-    ``batched=True`` (a :class:`~dflib.data.transforms.TrainTransform` only) runs just its
+    ``batched=True`` (a :class:`~dflib.data.fused_augment.TrainTransform` only) runs just its
     per-image stage and yields ``(uint8 image, label, params)``; see :func:`finish_batch`.
     """
 
@@ -172,7 +173,7 @@ def make_train_loader(
     :func:`dflib.data.make_loader`'s (last incomplete batch dropped, as a batch of one breaks
     BatchNorm; persistent workers); only the order and the per-sample seeds are added here.
 
-    ``batched=True`` (needs a :class:`~dflib.data.transforms.TrainTransform`): the workers do
+    ``batched=True`` (needs a :class:`~dflib.data.fused_augment.TrainTransform`): the workers do
     the per-image part only and batches are ``(uint8 images, labels, params)``; turn them into
     model input with :func:`finish_batch` (as the training engine does). Same images, same
     augmentation as ``batched=False`` up to float rounding; the loader does less work per image.

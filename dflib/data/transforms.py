@@ -1,49 +1,33 @@
-"""Image transforms for detectors, built on torchvision transforms v2 kernels.
+"""Image transforms for detectors: the shared pieces and the evaluation transform.
 
-Eval: resize to the model input and normalise. Train: the same plus a horizontal flip, a small
-random resized crop, and the degradations that deepfake detectors must survive in the wild:
-JPEG re-compression, blur and colour jitter.
+Eval (:func:`eval_transform`): resize to the model input and normalise. Train: the same plus a
+horizontal flip, a small random resized crop, and the degradations that deepfake detectors must
+survive in the wild: JPEG re-compression, blur and colour jitter. The training augmentation is
+written twice, with the same random parameters (:class:`AugmentParams`) and the same result
+(tested in ``tests/test_augment_reference.py``):
 
-The training transform comes in two stages, because on a CPU loader the per-sample work is
-the cost (``benchmarks/data_throughput.py``):
+* :mod:`dflib.data.reference_augment`: plainly, one ``torchvision.transforms.v2`` call per step.
+  Read it first: it says what the augmentation does.
+* :mod:`dflib.data.fused_augment`: :class:`~dflib.data.fused_augment.TrainTransform`, the fast
+  version that training uses (two stages: per image in the loader workers, per batch on the
+  device; fused kernels). It says how to do it quickly.
 
-* :meth:`TrainTransform.sample_stage`, per image in a loader worker: draw all of the sample's
-  random numbers (one draw, from the global torch generator or the ``generator`` passed in),
-  random resized crop, flip and JPEG re-compression. Crop + resize run first, on ``uint8`` and
-  channels-last (torch's AVX2 path), so every later step works on the small image. It returns
-  the ``uint8`` image, a quarter of the bytes of a ``float32`` one through the worker queue,
-  and the random numbers the second stage needs.
-* :meth:`TrainTransform.batch_stage`, per batch on the training device (the GPU when there is
-  one): conversion to ``float32``, blur (a separable 5-tap filter), colour jitter (one 3x3 colour
-  matrix per image: brightness, contrast and saturation are all affine in RGB) and
-  normalisation (one multiply-add), as batched tensor ops.
-
-Calling the transform on one image runs both stages, so a sample looks the same whichever way
-it was produced (tested). Both transforms tell the dataset how small it may *decode* an image
-(``decode_size``): a JPEG at least twice as large as needed is decoded at 1/2, 1/4 or 1/8 scale
-straight from its DCT coefficients, within the limits set by ``AugmentConfig.draft_upscale`` /
-``draft``.
-
-The kernels are torchvision's (``v2.functional``, ``torchvision.io``) or plain torch ops;
-the results match ``v2.RandomResizedCrop``/``GaussianBlur``/``ColorJitter`` up to float rounding,
-except that colour jitter clips to 0..255 once at the end instead of after each step.
+This module holds what both need and what the loaders call: the knobs (:class:`AugmentConfig`),
+one draw of them (:class:`AugmentParams`), normalisation (:func:`denormalize` undoes it),
+the antialiased resize, :class:`EvalTransform` and :func:`apply_transform`.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as nnf
-from torchvision.transforms.v2 import functional as F
-
-from dflib.data.io import jpeg_roundtrip
 
 # ImageNet statistics: the usual choice, and what the reference implementations expect.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-_GRAY = (0.2989, 0.587, 0.114)  # ITU-R 601 luma, as torchvision's rgb_to_grayscale
 
 
 @dataclass
@@ -94,7 +78,8 @@ class AugmentConfig:
             raise ValueError(f"AugmentConfig.crop_ratio must satisfy 0 < min <= max, got {self.crop_ratio!r}")
         q0, q1 = self.jpeg_quality
         if not (1 <= q0 <= q1 <= 100):
-            raise ValueError(f"AugmentConfig.jpeg_quality must satisfy 1 <= min <= max <= 100, got {self.jpeg_quality!r}")
+            raise ValueError("AugmentConfig.jpeg_quality must satisfy 1 <= min <= max <= 100, "
+                             f"got {self.jpeg_quality!r}")
         if not (0 < self.blur_sigma[0] <= self.blur_sigma[1]):
             raise ValueError(f"AugmentConfig.blur_sigma must satisfy 0 < min <= max, got {self.blur_sigma!r}")
         for name in ("brightness", "contrast", "saturation"):
@@ -105,6 +90,44 @@ class AugmentConfig:
         if self.draft_upscale < 0:
             raise ValueError(f"AugmentConfig.draft_upscale must be >= 0 (0 = off), got {self.draft_upscale!r}")
         return self
+
+
+COLOR_STEPS = ("brightness", "contrast", "saturation")  # the colour-jitter steps whose order is drawn
+
+
+@dataclass(frozen=True)
+class AugmentParams:
+    """The random parameters of one training sample: one draw from an :class:`AugmentConfig`.
+
+    What each field holds and how it is distributed (``a`` is the config):
+
+    * ``crop``: ``(top, left, height, width)`` of the crop, as ``v2.RandomResizedCrop`` draws it:
+      area a uniform fraction ``a.crop_scale`` of the image, aspect ratio (width / height)
+      log-uniform in ``a.crop_ratio``, position uniform; a central crop if ten tries do not fit.
+    * ``hflip``: mirror the crop, with probability ``a.hflip_p``.
+    * ``jpeg_quality``: re-compress at this quality (uniform integer in ``a.jpeg_quality``), with
+      probability ``a.jpeg_p``; ``None`` otherwise.
+    * ``blur_sigma``: Gaussian blur (5 x 5) with this sigma (uniform in ``a.blur_sigma``), with
+      probability ``a.blur_p``; ``None`` otherwise.
+    * ``color_order``: with probability ``a.color_p`` the colour jitter runs, its three steps in
+      this order (a uniform permutation of :data:`COLOR_STEPS`); ``None``: no colour jitter.
+      ``brightness``, ``contrast`` and ``saturation`` are the factors (uniform in
+      ``[max(0, 1 - x), 1 + x]`` for ``x = a.brightness``, ...; 1 = unchanged), and ``hue`` the
+      hue shift that follows them (uniform in ``[-a.hue, a.hue]``; ``None`` when ``a.hue`` is 0).
+
+    :meth:`dflib.data.fused_augment.TrainTransform.draw_params` draws them;
+    :func:`dflib.data.reference_augment.reference_augment` applies them.
+    """
+
+    crop: tuple[int, int, int, int]
+    hflip: bool = False
+    jpeg_quality: int | None = None
+    blur_sigma: float | None = None
+    color_order: tuple[str, str, str] | None = None
+    brightness: float = 1.0
+    contrast: float = 1.0
+    saturation: float = 1.0
+    hue: float | None = None
 
 
 def _check_size(img_size: int) -> int:
@@ -151,7 +174,18 @@ def _resize(img: torch.Tensor, size: int) -> torch.Tensor:
     return nnf.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0]
 
 
-class EvalTransform:
+class SeededTransform:
+    """Base of dflib's transforms: ``t(img, generator=None)`` draws its randomness from ``generator``.
+
+    :func:`apply_transform` passes such a transform a seeded generator instead of reseeding the
+    global one.
+    """
+
+    def __call__(self, img: torch.Tensor, generator: torch.Generator | None = None):
+        raise NotImplementedError
+
+
+class EvalTransform(SeededTransform):
     """Resize (antialiased, whole image; face crops are square) and normalise.
 
     ``decode_size``: with ``draft=True`` the dataset may decode a JPEG at reduced scale down to
@@ -172,204 +206,6 @@ class EvalTransform:
                 f"{self.normalize.mean} std={self.normalize.std}, decode_size={self.decode_size})")
 
 
-class TrainTransform:
-    """Random resized crop, flip, JPEG re-compression, blur, colour jitter, normalise.
-
-    Call it as ``t(img)`` (randomness from the global torch generator, so ``torch.manual_seed``
-    makes it repeatable) or ``t(img, generator=g)``. ``img`` is a ``uint8`` tensor ``(3, H, W)``;
-    the result a normalised ``float32`` tensor ``(3, img_size, img_size)``.
-
-    A training loader runs it in two stages (see the module docstring):
-    ``img8, params = t.sample_stage(img, generator)`` in the loader workers, then
-    ``x = t.batch_stage(torch.stack(imgs8).to(device), torch.stack(params))`` on the device.
-    ``t(img)`` is exactly that with a batch of one.
-    """
-
-    _N_CROP = 10  # crop attempts, as torchvision's RandomResizedCrop
-    _C = 4 * _N_CROP  # the uniforms after the crop attempts: flip, JPEG (2), then the batch stage's
-    N_PARAMS = 11  # random numbers per sample that the batch stage consumes: blur (2), colour (9)
-
-    def __init__(self, img_size: int = 128, augment: AugmentConfig | None = None,
-                 mean: tuple[float, ...] = IMAGENET_MEAN, std: tuple[float, ...] = IMAGENET_STD) -> None:
-        self.img_size = _check_size(img_size)
-        self.augment = a = (augment or AugmentConfig()).check()
-        self.normalize = _Normalize(mean, std)
-        self._log_ratio = (math.log(a.crop_ratio[0]), math.log(a.crop_ratio[1]))
-        # Smallest crop side relative to the image side (width: sqrt(scale * ratio), height:
-        # sqrt(scale / ratio)); the decoded image must keep it at >= img_size / draft_upscale.
-        smallest = min(math.sqrt(a.crop_scale[0] * a.crop_ratio[0]), math.sqrt(a.crop_scale[0] / a.crop_ratio[1]), 1.0)
-        self.decode_size = (math.ceil(img_size / (a.draft_upscale * smallest) - 1e-9)
-                            if a.draft_upscale > 0 else None)
-
-    # -- parameters ---------------------------------------------------------------------
-    def _crop_box(self, h: int, w: int, u: list[float]) -> tuple[int, int, int, int]:
-        """torchvision's RandomResizedCrop.get_params, fed from pre-drawn uniforms ``u``."""
-        a, area = self.augment, h * w
-        (s0, s1), (l0, l1) = a.crop_scale, self._log_ratio
-        for k in range(self._N_CROP):
-            us, ur, ui, uj = u[4 * k:4 * k + 4]
-            target = area * (s0 + (s1 - s0) * us)
-            ratio = math.exp(l0 + (l1 - l0) * ur)
-            cw, ch = int(round(math.sqrt(target * ratio))), int(round(math.sqrt(target / ratio)))
-            if 0 < cw <= w and 0 < ch <= h:
-                return int(ui * (h - ch + 1)), int(uj * (w - cw + 1)), ch, cw
-        in_ratio = w / h  # fallback: central crop with the ratio clamped
-        if in_ratio < a.crop_ratio[0]:
-            cw, ch = w, int(round(w / a.crop_ratio[0]))
-        elif in_ratio > a.crop_ratio[1]:
-            ch, cw = h, int(round(h * a.crop_ratio[1]))
-        else:
-            cw, ch = w, h
-        return (h - ch) // 2, (w - cw) // 2, ch, cw
-
-    # -- batch-stage steps (float32, 0..255, shape (n, 3, H, W)) ------------------------
-    @staticmethod
-    def _blur_taps(sigma: torch.Tensor) -> torch.Tensor:
-        """Normalised 5-tap Gaussian weights ``(n, 3)`` (centre, +-1, +-2) for sigmas ``(n,)``."""
-        k = torch.stack([torch.exp(-0.5 * (i / sigma.double()) ** 2) for i in (0, 1, 2)], 1)
-        return k / (k[:, :1] + 2 * k[:, 1:2] + 2 * k[:, 2:3])
-
-    @staticmethod
-    def _blur(x: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
-        """Separable 5-tap Gaussian (reflect padding) of ``x (n, 3, H, W)``, one kernel per image."""
-        k0, k1, k2 = (taps[:, i].to(x.device, x.dtype).view(-1, 1, 1, 1) for i in range(3))
-        h, w = x.shape[-2:]
-        p = nnf.pad(x, (2, 2, 2, 2), mode="reflect")
-        rows = p[..., 2:2 + w] * k0  # symmetric taps: add the mirrored pair, then scale once
-        rows += (p[..., 1:1 + w] + p[..., 3:3 + w]) * k1
-        rows += (p[..., 0:w] + p[..., 4:4 + w]) * k2
-        out = rows[..., 2:2 + h, :] * k0
-        out += (rows[..., 1:1 + h, :] + rows[..., 3:3 + h, :]) * k1
-        out += (rows[..., 0:h, :] + rows[..., 4:4 + h, :]) * k2
-        return out
-
-    def _jitter(self, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        """Brightness, contrast and saturation in a random order, as one colour matrix per image.
-
-        ``x (n, 3, H, W)``, ``u (n, 8)``: the order keys (``u[:, 0:3]``) and factors
-        (``u[:, 4:7]``) of each image, and its hue shift (``u[:, 7]``). Each of the three
-        steps is affine in RGB (brightness scales, contrast blends with the mean grey level,
-        saturation with the pixel's own grey level), so any order of them is one 3x3 matrix
-        plus an offset, built here with batched tensor ops on ``x``'s device (no host sync),
-        and applied with one batched matrix product instead of three ``uint8`` -> float ->
-        ``uint8`` passes. Unlike ``v2.ColorJitter`` the result is clipped to 0..255 once at
-        the end, not after every step. Hue (off by default) follows, image by image.
-        """
-        a, dev = self.augment, x.device
-        n, _, h, w = x.shape
-
-        def factor(amount: float, v: torch.Tensor) -> torch.Tensor:  # uniform in [max(0, 1 - amount), 1 + amount]
-            lo = max(0.0, 1.0 - amount)  # amount 0 gives exactly 1: the step is the identity
-            return (lo + (1.0 + amount - lo) * v).to(dev, torch.float32)
-
-        u = u.to("cpu", torch.float64)
-        fb, fc, fs = factor(a.brightness, u[:, 4]), factor(a.contrast, u[:, 5]), factor(a.saturation, u[:, 6])
-        order = torch.argsort(u[:, 0:3], dim=1, stable=True).to(dev)  # the op at each position
-        g = torch.tensor(_GRAY, device=dev)
-        eye = torch.eye(3, device=dev)
-        sat = fs.view(n, 1, 1) * eye + (1 - fs).view(n, 1, 1) * g.view(1, 1, 3)  # f*I + (1-f)*1 g^T
-        xf = x.reshape(n, 3, h * w)
-        mu = xf.mean(2)  # (n, 3): the contrast step's grey level follows from it
-        m, d = eye.expand(n, 3, 3), torch.zeros(n, 3, device=dev)
-        for k in range(3):
-            op = order[:, k]
-            grey = (torch.bmm(m, mu.unsqueeze(2)).squeeze(2) + d) @ g  # mean grey after the steps so far
-            m_b, d_b = fb.view(n, 1, 1) * m, fb.view(n, 1) * d
-            m_c, d_c = fc.view(n, 1, 1) * m, fc.view(n, 1) * d + ((1 - fc) * grey).view(n, 1)
-            m_s, d_s = torch.bmm(sat, m), torch.bmm(sat, d.unsqueeze(2)).squeeze(2)
-            is_b, is_c = (op == 0).view(n, 1, 1), (op == 1).view(n, 1, 1)
-            m = torch.where(is_b, m_b, torch.where(is_c, m_c, m_s))
-            d = torch.where(is_b[..., 0], d_b, torch.where(is_c[..., 0], d_c, d_s))
-        out = torch.baddbmm(d.unsqueeze(2), m, xf).clamp_(0, 255).view(n, 3, h, w)
-        if a.hue > 0:
-            shifts = (a.hue * (2 * u[:, 7] - 1)).tolist()
-            for i, shift in enumerate(shifts):
-                out[i] = F.adjust_hue(out[i] / 255, shift) * 255
-        return out
-
-    # -- the two stages ---------------------------------------------------------------------
-    def sample_stage(self, img: torch.Tensor, generator: torch.Generator | None = None
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per image (a loader worker's part): crop, resize, flip, JPEG re-compression.
-
-        Returns the ``uint8`` image ``(3, img_size, img_size)`` and a ``float64`` tensor of the
-        :attr:`N_PARAMS` random numbers that :meth:`batch_stage` needs for this image (all of a
-        sample's randomness is drawn here, so it depends on ``generator`` alone).
-        """
-        a, size, c = self.augment, self.img_size, self._C
-        if img.dtype != torch.uint8:  # a float image in [0, 1]: the steps below work on 0..255 levels
-            img = img.mul(255).round_().clamp_(0, 255).to(torch.uint8)
-        draw = torch.rand(c + 3 + self.N_PARAMS, generator=generator, dtype=torch.float64)
-        u = draw[:c + 3].tolist()
-        h, w = img.shape[-2:]
-        top, left, ch, cw = self._crop_box(h, w, u)
-        img = _resize(img[..., top:top + ch, left:left + cw], size)
-        if u[c] < a.hflip_p:
-            img = img.flip(-1)
-        if u[c + 1] < a.jpeg_p:
-            q0, q1 = a.jpeg_quality
-            img = jpeg_roundtrip(img, q0 + min(int(u[c + 2] * (q1 - q0 + 1)), q1 - q0))
-        return img, draw[c + 3:]
-
-    def batch_stage(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
-        """Per batch, on ``x``'s device: float, blur, colour jitter, normalise.
-
-        ``x``: the stacked ``uint8`` images of :meth:`sample_stage` ``(n, 3, S, S)``;
-        ``params``: their stacked random numbers ``(n, N_PARAMS)``, a tensor or NumPy array (read on the CPU, so which
-        images get blurred or jittered is known without waiting for the device). Returns a
-        normalised ``float32`` batch, contiguous.
-        """
-        a = self.augment
-        if x.ndim != 4 or params.shape != (x.shape[0], self.N_PARAMS):
-            raise ValueError(f"batch_stage wants images (n, 3, H, W) and params (n, {self.N_PARAMS}); "
-                             f"got {tuple(x.shape)} and {tuple(params.shape)}")
-        p = torch.as_tensor(params).detach().to("cpu", torch.float64)
-        if x.dtype == torch.uint8:
-            x = x.to(torch.float32, memory_format=torch.contiguous_format)
-        else:  # float images in 0..255 (never modified in place)
-            x = x.to(torch.float32, memory_format=torch.contiguous_format, copy=True)
-        blur = torch.nonzero(p[:, 0] < a.blur_p).flatten()
-        if len(blur):
-            s0, s1 = a.blur_sigma
-            idx = blur.to(x.device)
-            x[idx] = self._blur(x[idx], self._blur_taps(s0 + (s1 - s0) * p[blur, 1]))
-        colour = torch.nonzero(p[:, 2] < a.color_p).flatten()
-        if len(colour):
-            idx = colour.to(x.device)
-            x[idx] = self._jitter(x[idx], p[colour, 3:11])
-        return self.normalize.from_255_(x)
-
-    def __call__(self, img: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        img8, params = self.sample_stage(img, generator)
-        return self.batch_stage(img8.unsqueeze(0), params.unsqueeze(0))[0]
-
-    def __repr__(self) -> str:
-        a = self.augment
-        return (f"TrainTransform({self.img_size} px: crop scale={a.crop_scale} ratio={a.crop_ratio}, "
-                f"hflip p={a.hflip_p}, jpeg p={a.jpeg_p} q={a.jpeg_quality} | per batch: blur p={a.blur_p} "
-                f"sigma={a.blur_sigma}, colour p={a.color_p} (b={a.brightness}, c={a.contrast}, "
-                f"s={a.saturation}, h={a.hue}), normalize; decode_size={self.decode_size})")
-
-
-class SampleStage:
-    """The per-image part of a :class:`TrainTransform` (what a loader worker runs).
-
-    ``stage(img, generator)`` returns ``(uint8 image, params)``; pass the stacked results to
-    ``stage.transform.batch_stage``. Carries the transform's ``decode_size`` for the dataset.
-    """
-
-    def __init__(self, transform: TrainTransform) -> None:
-        self.transform = transform
-        self.decode_size = transform.decode_size
-
-    def __call__(self, img: torch.Tensor, generator: torch.Generator | None = None
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.transform.sample_stage(img, generator)
-
-    def __repr__(self) -> str:
-        return f"SampleStage({self.transform!r})"
-
-
 def eval_transform(
     img_size: int = 128,
     mean: tuple[float, ...] = IMAGENET_MEAN,
@@ -386,25 +222,18 @@ def eval_transform(
     return EvalTransform(img_size, mean, std, draft=draft)
 
 
-def train_transform(
-    img_size: int = 128,
-    augment: AugmentConfig | None = None,
-    mean: tuple[float, ...] = IMAGENET_MEAN,
-    std: tuple[float, ...] = IMAGENET_STD,
-) -> TrainTransform:
-    """Flip, small resized crop, JPEG re-compression, blur and colour jitter, then normalise."""
-    return TrainTransform(img_size, augment, mean, std)
-
-
-def apply_transform(transform, img: torch.Tensor, seed: int | None = None) -> torch.Tensor:
+def apply_transform(transform: Callable, img: torch.Tensor, seed: int | None = None) -> torch.Tensor:
     """``transform(img)``; with ``seed``, its randomness is drawn from a generator seeded so.
 
-    Our transforms take the generator directly; any other callable runs in a forked global RNG
-    scope, so the main process's generator (dropout, ...) is left untouched either way.
+    (A :class:`~dflib.data.fused_augment.SampleStage` returns its ``(image, params)`` pair.)
+
+    Our transforms (:class:`SeededTransform`) take the generator directly; any other callable runs
+    in a forked global RNG scope, so the main process's generator (dropout, ...) is left
+    untouched either way.
     """
     if seed is None:
         return transform(img)
-    if isinstance(transform, (TrainTransform, EvalTransform, SampleStage)):
+    if isinstance(transform, SeededTransform):
         return transform(img, generator=torch.Generator().manual_seed(int(seed)))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))

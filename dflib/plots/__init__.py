@@ -10,12 +10,14 @@
   per-manipulation bars, mistakes (notebook 06);
 * :mod:`~dflib.plots.inference`: the prediction grid (notebook 07).
 
+Bars, histograms and confusion matrices are seaborn plots of tidy frames (one row per bar or
+image), in the class colours where classes are shown; curves and image panels are plain matplotlib.
 Import the figures from here: ``from dflib import plots; plots.roc_curves(...)``.
 """
 
 from dflib.plots.architectures import (attention_overlay, gradient_norm_bars, loss_curve, patch_grid,
                                        pos_embed_similarity_map)
-from dflib.plots.common import CLASS_COLORS, as_hwc, image_grid, save_figure
+from dflib.plots.common import CLASS_COLORS, CLASSES, as_hwc, image_grid, save_figure
 from dflib.plots.data import class_balance, feature_histograms, spectra
 from dflib.plots.evaluation import (confusion_matrices, degradation_examples, mistake_gallery, per_method_bars,
                                     pr_curves, reliability_diagrams, robustness_curves, roc_curves)
@@ -23,7 +25,7 @@ from dflib.plots.inference import prediction_grid
 from dflib.plots.training import compare_runs, training_curves
 
 __all__ = [
-    "CLASS_COLORS", "as_hwc", "image_grid", "save_figure",
+    "CLASS_COLORS", "CLASSES", "as_hwc", "image_grid", "save_figure",
     "class_balance", "feature_histograms", "spectra",
     "attention_overlay", "gradient_norm_bars", "loss_curve", "patch_grid", "pos_embed_similarity_map",
     "compare_runs", "training_curves",

@@ -3,13 +3,12 @@ patches, position embeddings and attention maps."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import seaborn as sns
 import torch
 
 from dflib.plots.common import as_hwc
@@ -36,15 +35,12 @@ def gradient_norm_bars(norms: Mapping[str, pd.DataFrame], column: str = "grad_rm
                        title: str = "Gradient per stage at initialisation") -> plt.Figure:
     """Grouped bars (log scale) of per-stage gradient sizes, one group per variant (e.g. with /
     without shortcuts); ``norms`` maps a label to a :func:`dflib.models.diagnostics.gradient_norms` table."""
-    labels = list(norms)
     stages = list(next(iter(norms.values()))["stage"])
-    x = np.arange(len(stages))
-    w = 0.8 / len(labels)
+    tidy = pd.concat([t[["stage", column]].assign(variant=lab) for lab, t in norms.items()], ignore_index=True)
     fig, ax = plt.subplots(figsize=(7.5, 3.4))
-    for i, lab in enumerate(labels):
-        ax.bar(x + (i - (len(labels) - 1) / 2) * w, norms[lab][column], width=w, label=lab)
+    sns.barplot(data=tidy, x="stage", y=column, hue="variant", order=stages, hue_order=list(norms),
+                saturation=1, errorbar=None, ax=ax)  # saturation 1: the colours as given, not muted
     ax.set_yscale("log")
-    ax.set_xticks(x, stages)
     ax.set(title=title, xlabel="stage (input -> output)",
            ylabel="RMS gradient per weight (log)" if column == "grad_rms" else column)
     ax.grid(alpha=0.3, axis="y", which="both")

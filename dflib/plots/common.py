@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 import torch
 
+from dflib import CLASS_NAMES
+
 CLASS_COLORS = {"real": "#2a9d8f", "fake": "#e76f51"}
+CLASSES = list(CLASS_NAMES)  # index = label: real, fake (the order of bars, legends and matrix rows)
 
 
 def save_figure(fig: plt.Figure, path: str | os.PathLike | None, dpi: int = 110) -> None:

@@ -2,48 +2,47 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import torch
+import seaborn as sns
 
 from dflib.data.spectrum import SpectrumStats
-from dflib.plots.common import CLASS_COLORS
+from dflib.plots.common import CLASS_COLORS, CLASSES
 
 
 def class_balance(counts: Mapping[str, Mapping[str, int]], title: str = "Images per split and class") -> plt.Figure:
-    """Grouped bars: images per split, real vs fake."""
-    df = pd.DataFrame(counts).T[["real", "fake"]]
+    """Grouped bars: images per split (``counts`` maps split -> {"real": n, "fake": n}), real vs fake."""
+    wide = pd.DataFrame(counts).T[CLASSES]
+    tidy = wide.rename_axis("split").reset_index().melt(id_vars="split", var_name="class", value_name="images")
     fig, ax = plt.subplots(figsize=(6, 3.2))
-    x = np.arange(len(df))
-    for i, cls in enumerate(["real", "fake"]):
-        bars = ax.bar(x + (i - 0.5) * 0.38, df[cls], width=0.38, label=cls, color=CLASS_COLORS[cls])
+    sns.barplot(data=tidy, x="split", y="images", hue="class", order=list(wide.index), hue_order=CLASSES,
+                palette=CLASS_COLORS, saturation=1, errorbar=None, width=0.76, ax=ax)
+    for bars in ax.containers:
         ax.bar_label(bars, fmt="{:,.0f}", fontsize=8)
-    ax.set_xticks(x, df.index)
-    ax.set_ylabel("images")
-    ax.set_title(title)
-    ax.legend()
+    ax.set(xlabel=None, ylabel="images", title=title)
+    ax.legend(title=None)
     ax.margins(y=0.15)
     fig.tight_layout()
     return fig
 
 
 def feature_histograms(stats: pd.DataFrame, columns: Mapping[str, str]) -> plt.Figure:
-    """One histogram per column, real vs fake overlaid (columns maps column -> axis label)."""
+    """One histogram per column, real vs fake overlaid (columns maps column -> axis label).
+
+    ``stats`` has one row per image and a ``class`` column ("real" / "fake"), as
+    :func:`dflib.data.image_statistics` returns. Each class is normalised on its own (density),
+    so an imbalanced split still compares the shapes; both share the bins.
+    """
     fig, axes = plt.subplots(1, len(columns), figsize=(4.2 * len(columns), 3.2), squeeze=False)
     for ax, (col, label) in zip(axes[0], columns.items()):
-        bins = np.histogram_bin_edges(stats[col], bins=30)
-        for cls in ("real", "fake"):
-            ax.hist(stats.loc[stats["class"] == cls, col], bins=bins, alpha=0.55,
-                    color=CLASS_COLORS[cls], label=cls, density=True)
-        ax.set_xlabel(label)
-        ax.set_ylabel("density")
-        ax.set_title(f"{label}: real vs fake")
-        ax.legend()
+        sns.histplot(data=stats, x=col, hue="class", hue_order=CLASSES, palette=CLASS_COLORS,
+                     bins=np.histogram_bin_edges(stats[col], bins=30), stat="density", common_norm=False,
+                     alpha=0.55, ax=ax)
+        ax.set(xlabel=label, ylabel="density", title=f"{label}: real vs fake")
+        ax.get_legend().set_title(None)
     fig.tight_layout()
     return fig
 

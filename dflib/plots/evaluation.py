@@ -12,12 +12,13 @@ from typing import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import seaborn as sns
 from sklearn import metrics as skm
 
 from dflib.evaluation.calibration import expected_calibration_error, reliability_curve
 from dflib.evaluation.metrics import auc_from_roc, check_scores, require_both_classes, roc_points
-from dflib.plots.common import as_hwc
 from dflib.evaluation.robustness import LEVEL_LABELS
+from dflib.plots.common import CLASS_COLORS, CLASSES, as_hwc
 
 Curves = Mapping[str, tuple[Sequence[int], Sequence[float]]]
 
@@ -85,14 +86,12 @@ def confusion_matrices(matrices: Mapping[str, Sequence[Sequence[int]]], title: s
         m = np.asarray(m, dtype=np.int64)
         if m.shape != (2, 2):
             raise ValueError(f"confusion matrix of {name!r} must be 2x2 [[TN, FP], [FN, TP]], got shape {m.shape}")
-        share = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
-        ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
-        for i in range(2):
-            for j in range(2):
-                ax.text(j, i, f"{m[i, j]:,}\n{share[i, j]:.1%}", ha="center", va="center", fontsize=9,
-                        color="white" if share[i, j] > 0.5 else "black")
-        ax.set_xticks([0, 1], ["real", "fake"])
-        ax.set_yticks([0, 1], ["real", "fake"])
+        share = m / np.maximum(m.sum(axis=1, keepdims=True), 1)  # colour: the share of the row's true class
+        cells = [[f"{m[i, j]:,}\n{share[i, j]:.1%}" for j in range(2)] for i in range(2)]
+        sns.heatmap(share, annot=np.array(cells), fmt="", annot_kws={"fontsize": 9}, cmap="Blues", vmin=0, vmax=1,
+                    cbar=False, square=True, linewidths=1, linecolor="white", xticklabels=CLASSES,
+                    yticklabels=CLASSES, ax=ax)
+        ax.tick_params(axis="y", labelrotation=0)
         ax.set(xlabel="predicted", ylabel="true")
         sub = f"\nthreshold {thresholds[name]:.3f}" if thresholds and name in thresholds else ""
         ax.set_title(f"{name}{sub}", fontsize=10)
@@ -173,18 +172,17 @@ def per_method_bars(tables: Mapping[str, pd.DataFrame] | pd.DataFrame, metric: s
     if isinstance(tables, pd.DataFrame):
         tables = {"model": tables}
     _need(tables, "per_method_bars")
-    methods = list(dict.fromkeys(m for t in tables.values() for m in t["method"]))
+    tidy = pd.concat([t[["method", metric]].assign(model=name) for name, t in tables.items()], ignore_index=True)
+    methods = list(dict.fromkeys(tidy["method"]))
     held = {m for t in tables.values() for m, h in zip(t["method"], t.get("held_out", [False] * len(t))) if h}
-    x = np.arange(len(methods))
-    w = 0.8 / len(tables)
     fig, ax = plt.subplots(figsize=(1.5 * len(methods) + 2.5, 3.6))
-    for i, (name, t) in enumerate(tables.items()):
-        vals = t.set_index("method")[metric].reindex(methods)
-        bars = ax.bar(x + (i - (len(tables) - 1) / 2) * w, vals, width=w, label=name)
+    sns.barplot(data=tidy, x="method", y=metric, hue="model", order=methods, hue_order=list(tables),
+                saturation=1, errorbar=None, ax=ax)  # saturation 1: the colours as given, not muted
+    for bars in ax.containers:
         ax.bar_label(bars, fmt="{:.2f}", fontsize=7)
-    ax.set_xticks(x, [f"{m}\n(held out)" if m in held else m for m in methods])
-    ax.set(title=title, ylabel={"roc_auc": "ROC-AUC", "recall": "recall at threshold"}.get(metric, metric),
-           ylim=(0, 1.25))
+    ax.set_xticks(range(len(methods)), [f"{m}\n(held out)" if m in held else m for m in methods])
+    ax.set(title=title, xlabel=None, ylim=(0, 1.25),
+           ylabel={"roc_auc": "ROC-AUC", "recall": "recall at threshold"}.get(metric, metric))
     if metric == "roc_auc":
         ax.axhline(0.5, ls=":", color="grey")
     ax.grid(alpha=0.3, axis="y")
@@ -212,7 +210,7 @@ def mistake_gallery(images: Sequence, scores: Sequence[float], labels: Sequence[
         ax.imshow(as_hwc(images[i]))
         truth = "fake" if int(labels[i]) == 1 else "real"
         ax.set_title(f"true {truth}\nP(fake) = {float(scores[i]):.3f}", fontsize=8,
-                     color="#e76f51" if truth == "fake" else "#2a9d8f")
+                     color=CLASS_COLORS[truth])
     fig.suptitle(f"{title} (threshold {threshold:.3f})")
     fig.tight_layout()
     return fig
