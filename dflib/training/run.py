@@ -31,6 +31,7 @@ from dflib.data import (AugmentConfig, DeepfakeDataset, LayoutError, TrainTransf
                         eval_transform, make_loader, resolve_data_dir, train_transform)
 from dflib.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from dflib.models import create_model
+from dflib.models.pretrained import imagenet_init
 from dflib.training.config import RESUME_KEYS, RunPaths, TrainConfig, TrainResult
 from dflib.training.steps import EarlyStopping, build_optimizer, warmup_cosine
 
@@ -67,7 +68,9 @@ class TrainingRun:
         state = ckpt.load_resume_state(self.paths.resume) if self.resuming else None
 
         runtime.seed_everything(cfg.seed)  # the initial weights depend on the seed only
-        self.model = create_model(cfg.model, img_size=cfg.img_size, **cfg.model_options).to(device)
+        self.model = create_model(cfg.model, img_size=cfg.img_size, **cfg.model_options)
+        self.init = self._initialise() if state is None else self._resumed_init(state)
+        self.model = self.model.to(device)
         if cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.img_size: int = self.model.config["img_size"]
@@ -126,6 +129,22 @@ class TrainingRun:
                 for f in (p.resume, *ckpt.detector_paths(p.last), p.history_csv, p.history_json, p.log):
                     f.unlink(missing_ok=True)
         runtime.barrier()
+
+    def _initialise(self) -> dict[str, str]:
+        """Random weights (from the seed), or ImageNet's (rank 0 fetches them into the cache first)."""
+        if self.cfg.init != "imagenet":
+            return {"method": "random", "seed": str(self.cfg.seed)}
+        if self.info.enabled and not self.info.is_main:
+            runtime.barrier()
+        try:
+            return imagenet_init(self.model)
+        finally:
+            if self.info.enabled and self.info.is_main:
+                runtime.barrier()
+
+    def _resumed_init(self, state: dict[str, Any]) -> dict[str, str]:
+        """How the resumed run was initialised (its weights come from resume.pt)."""
+        return dict(state.get("init") or {"method": self.cfg.init})
 
     def _build_data(self) -> None:
         cfg, info = self.cfg, self.info
@@ -224,7 +243,8 @@ class TrainingRun:
         balance = {"pos_weight": f"pos_weight {self.pos_weight:.3f} (= n_real / n_fake) in the loss",
                    "sampler": "class-balanced sampler", "none": "not corrected"}[cfg.imbalance]
         self.log(f"training {cfg.model} ({n / 1e6:.2f} M parameters) at {self.img_size} px on {self.device}"
-                 f" ({self.info.world_size} process(es)), mixed precision {amp}")
+                 f" ({self.info.world_size} process(es)), mixed precision {amp}; initial weights: "
+                 + " ".join(str(v) for k, v in self.init.items() if k != "library"))
         self.log(f"data {d['root']}: Train real {tr['real']} fake {tr['fake']}, Validation real "
                  f"{va['real']} fake {va['fake']}; class imbalance: {balance}")
         threads = f"{torch.get_num_threads()} compute thread(s) + " if self.device.type == "cpu" else ""
@@ -272,6 +292,7 @@ class TrainingRun:
             "imbalance": cfg.imbalance, "pos_weight": pos_weight, "amp": amp, "world_size": world_size,
             "schedule": f"linear warm-up {cfg.warmup_epochs:g} epoch(s) + cosine to {cfg.min_lr_ratio:g} x lr, per step",
             "config": {k: v for k, v in asdict(cfg).items() if k not in ("progress", "resume", "overwrite")},
+            "init": dict(self.init),
         }
         metrics = {"split": "Validation", "epoch": row["epoch"],
                    **{k[4:]: row[k] for k in row if k.startswith("val_") and k != "val_threshold"}}
@@ -296,6 +317,7 @@ class TrainingRun:
             "scaler": self.scaler.state_dict(),
             "early_stopping": self.stopper.state_dict(),
             "history": self.history,
+            "init": dict(self.init),
             "rng": runtime.rng_state(),
             "loader_generator": self.loader_generator.get_state(),
             "elapsed_seconds": self.elapsed_before + time.perf_counter() - self.started,
