@@ -29,6 +29,7 @@ from dflib.data.sampling import make_train_loader
 from dflib.card import ModelCard
 from dflib.data import (AugmentConfig, DeepfakeDataset, LayoutError, TrainTransform, default_num_workers, discover,
                         eval_transform, make_loader, resolve_data_dir, train_transform)
+from dflib.data.device_decode import check_device_decoding, make_device_decode_loader
 from dflib.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from dflib.models import create_model
 from dflib.models.pretrained import imagenet_init
@@ -52,6 +53,24 @@ def augment_on_device(device: torch.device) -> bool:
     measures under 1 % data wait), so they do all of it, per image.
     """
     return torch.device(device).type != "cpu"
+
+
+def decode_on_device(decode: str, device: torch.device) -> bool:
+    """Whether the training JPEGs are decoded on ``device`` (see :mod:`dflib.data.device_decode`).
+
+    ``auto``: on CUDA only, where nvJPEG decodes a batch faster than the CPU workers can, and
+    only if this torchvision can (checked once); ``device``: always (tests, dry runs); ``cpu``: never.
+    """
+    if decode == "device":
+        return True
+    if decode != "auto" or torch.device(device).type != "cuda":
+        return False
+    try:
+        check_device_decoding(device)
+    except RuntimeError as e:
+        tqdm.write(f"{e}; decoding on the CPU instead")
+        return False
+    return True
 
 
 class TrainingRun:
@@ -176,12 +195,15 @@ class TrainingRun:
         self.pos_weight = counts["real"] / max(counts["fake"], 1) if cfg.imbalance == "pos_weight" else 1.0
         workers = default_num_workers() if cfg.workers is None else int(cfg.workers)
         self.workers = workers
-        batched = isinstance(transform, TrainTransform) and augment_on_device(self.device)
+        self.decode_on_device = isinstance(transform, TrainTransform) and decode_on_device(cfg.decode, self.device)
+        batched = isinstance(transform, TrainTransform) and (augment_on_device(self.device) or self.decode_on_device)
         self.train_transform = transform if batched else None
-        self.train_loader = make_train_loader(
-            train_base, transform, cfg.batch_size, seed=cfg.seed, workers=workers,
-            balanced=cfg.imbalance == "sampler", rank=info.rank, world_size=info.world_size,
-            pin_memory=self.device.type == "cuda", batched=batched)
+        loader_args = dict(seed=cfg.seed, workers=workers, balanced=cfg.imbalance == "sampler", rank=info.rank,
+                           world_size=info.world_size, pin_memory=self.device.type == "cuda")
+        if self.decode_on_device:
+            self.train_loader = make_device_decode_loader(train_base, transform, cfg.batch_size, **loader_args)
+        else:
+            self.train_loader = make_train_loader(train_base, transform, cfg.batch_size, batched=batched, **loader_args)
         self.sampler = self.train_loader.sampler
         self.loader_generator = self.train_loader.generator
         if len(self.train_loader) == 0:
@@ -248,7 +270,8 @@ class TrainingRun:
         self.log(f"data {d['root']}: Train real {tr['real']} fake {tr['fake']}, Validation real "
                  f"{va['real']} fake {va['fake']}; class imbalance: {balance}")
         threads = f"{torch.get_num_threads()} compute thread(s) + " if self.device.type == "cpu" else ""
-        self.log(f"{steps} batches of {cfg.batch_size} per epoch, {threads}{self.workers} loader worker(s); "
+        where = "JPEGs decoded on " + str(self.device) if self.decode_on_device else "decoded by the loader"
+        self.log(f"{steps} batches of {cfg.batch_size} per epoch, {threads}{self.workers} loader worker(s), {where}; "
                  f"{cfg.optimizer} lr {cfg.lr:g}, warm-up {warmup} steps then cosine")
 
     # ------------------------------------------------------------------ bookkeeping
