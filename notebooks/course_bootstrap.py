@@ -79,12 +79,15 @@ def repo_url(root: str | os.PathLike | None = None) -> str:
 
 def bootstrap_cell(url: str) -> str:
     """The source of the setup block that opens every notebook's first code cell."""
-    return f'''# Setup (the same in every notebook; see notebooks/course_bootstrap.py): in a checkout it does nothing; on its
+    return _CELL.replace("<URL>", url)
+
+
+_CELL = '''# Setup (the same in every notebook; see notebooks/course_bootstrap.py): in a checkout it does nothing; on its
 # own (Colab) it clones the course beside this notebook, installs dflib and moves into the clone's notebooks/.
 import os, subprocess, sys
 from pathlib import Path
 
-REPO_URL = os.environ.get("DFLIB_REPO_URL") or "{url}"
+REPO_URL = os.environ.get("DFLIB_REPO_URL") or "<URL>"
 around = [Path.cwd(), *Path.cwd().parents]
 root = next((p for p in around if (p / "notebooks" / "course_bootstrap.py").is_file()), None)
 if cloned := root is None:
@@ -152,8 +155,8 @@ def sync_notebooks(root: str | os.PathLike | None = None, write: bool = False) -
     text = readme.read_text(encoding="utf-8")
     new = text
     for name in sorted(p.name for p in (root / "notebooks").iterdir() if NOTEBOOK_NAME.match(p.name)):
-        row = re.compile(rf"^(\| \[[^\]]+\]\(notebooks/{re.escape(name)}\) \(\[HTML\]\([^)]+\)\))( \[!\[Open In Colab\][^|]*)?( \|)",
-                         re.M)
+        link = rf"\| \[[^\]]+\]\(notebooks/{re.escape(name)}\) \(\[HTML\]\([^)]+\)\)"
+        row = re.compile(rf"^({link})( \[!\[Open In Colab\][^|]*)?( \|)", re.M)
         new = row.sub(lambda m: f"{m[1]} {colab_badge(url, name)}{m[3]}", new)
     if new != text:
         stale.append("README.md")
