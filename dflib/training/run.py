@@ -313,6 +313,7 @@ class TrainingRun:
             "epochs_trained": epochs_trained, "epochs_planned": cfg.epochs,
             "loss": "BCE with logits" + (f", pos_weight {pos_weight:.4g}" if cfg.imbalance == "pos_weight" else ""),
             "imbalance": cfg.imbalance, "pos_weight": pos_weight, "amp": amp, "world_size": world_size,
+            "distributed_backend": runtime.backend(), "device": str(self.device),
             "schedule": f"linear warm-up {cfg.warmup_epochs:g} epoch(s) + cosine to {cfg.min_lr_ratio:g} x lr, per step",
             "config": {k: v for k, v in asdict(cfg).items() if k not in ("progress", "resume", "overwrite")},
             "init": dict(self.init),
