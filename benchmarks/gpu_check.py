@@ -261,7 +261,8 @@ class Check:
             checkpoint = shipped.with_suffix("")
         cpu_model, card = load_detector(checkpoint, device="cpu")
         dev_model, _ = load_detector(checkpoint, device=self.device)
-        ds = DeepfakeDataset(discover(self.root), "Validation", card.transform(), limit_per_class=4 if self.dry else 256)
+        limit = 4 if self.dry else 256
+        ds = DeepfakeDataset(discover(self.root), "Validation", card.transform(), limit_per_class=limit)
         loader = make_loader(ds, self.batch * 2, train=False, num_workers=self.workers, device=self.device)
         ref, _ = predict_scores(cpu_model, loader, "cpu")
         for label, amp in (("fp32", None), (self.amp_name, self.amp)):
