@@ -174,7 +174,8 @@ def _jpeg(img: torch.Tensor, quality: int) -> torch.Tensor:
         from torchvision.io import decode_jpeg, encode_jpeg
 
         try:
-            return decode_jpeg(encode_jpeg(img.contiguous(), quality=quality), device=img.device)
+            data = encode_jpeg(img.contiguous(), quality=quality)  # on the GPU; decode_jpeg reads from host memory
+            return decode_jpeg(data.cpu(), device=img.device)
         except (RuntimeError, TypeError):
             return jpeg_roundtrip(img.cpu(), quality).to(img.device)
 
