@@ -56,10 +56,11 @@ class DistInfo:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    launched: bool = False  # started by torchrun (even with one process: the process group is used)
 
     @property
     def enabled(self) -> bool:
-        return self.world_size > 1
+        return self.launched or self.world_size > 1
 
     @property
     def is_main(self) -> bool:
@@ -72,7 +73,7 @@ def dist_from_env() -> DistInfo:
     env = os.environ
     if "WORLD_SIZE" not in env or "RANK" not in env:
         return DistInfo()
-    return DistInfo(int(env["RANK"]), int(env["WORLD_SIZE"]), int(env.get("LOCAL_RANK", 0)))
+    return DistInfo(int(env["RANK"]), int(env["WORLD_SIZE"]), int(env.get("LOCAL_RANK", 0)), launched=True)
 
 
 def init_distributed(device: str | torch.device = "auto") -> tuple[DistInfo, torch.device]:
@@ -87,6 +88,11 @@ def init_distributed(device: str | torch.device = "auto") -> tuple[DistInfo, tor
     if not dist.is_initialized():
         dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
     return info, dev
+
+
+def backend() -> str:
+    """The process group's backend (``nccl``, ``gloo``), or ``"none"`` outside torchrun."""
+    return str(dist.get_backend()) if dist.is_available() and dist.is_initialized() else "none"
 
 
 def available_cores() -> int:

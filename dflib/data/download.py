@@ -14,11 +14,8 @@ from dflib.data.layout import find_root
 
 KAGGLE_DATASET = "manjilkarki/deepfake-and-real-images"
 
-_CREDENTIALS_HELP = (
-    "Kaggle needs credentials: create an API token at kaggle.com -> Settings -> API, then either "
-    "save it as ~/.kaggle/kaggle.json or set KAGGLE_USERNAME and KAGGLE_KEY (on Colab/Kaggle "
-    "notebooks, kagglehub.login() also works)."
-)
+from dflib.data.credentials import CREDENTIALS_HELP as _CREDENTIALS_HELP
+from dflib.data.credentials import find_kaggle_credentials
 
 
 class DownloadError(RuntimeError):
@@ -54,7 +51,8 @@ def _chain(exc: BaseException):
 def download_kaggle(handle: str = KAGGLE_DATASET, *, force: bool = False) -> Path:
     """Download (or reuse kagglehub's cached copy of) the dataset; return its ``Dataset`` folder.
 
-    The files land in kagglehub's cache (``~/.cache/kagglehub``, or ``$KAGGLEHUB_CACHE``);
+    Credentials: ``KAGGLE_USERNAME``/``KAGGLE_KEY``, ``~/.kaggle/kaggle.json`` or, on Colab, the
+    notebook's secrets of those names (:mod:`dflib.data.credentials`). The files land in kagglehub's cache (``~/.cache/kagglehub``, or ``$KAGGLEHUB_CACHE``);
     about 1.7 GB. The layout is validated before the path is returned.
     Raises :class:`DownloadError` with the fix when kagglehub is missing, the machine is
     offline, or the credentials are missing or wrong.
@@ -67,6 +65,7 @@ def download_kaggle(handle: str = KAGGLE_DATASET, *, force: bool = False) -> Pat
             "pip install 'dflib[kaggle]' (or pip install kagglehub). Alternatively download "
             f"{handle} by hand from kaggle.com and pass its folder as data_dir."
         ) from None
+    source = find_kaggle_credentials()  # environment, kaggle.json, or Colab's secrets (copied to the environment)
     try:
         path = kagglehub.dataset_download(handle, force_download=force)
     except Exception as e:  # kagglehub raises requests/urllib/its own errors; classify them
@@ -77,7 +76,8 @@ def download_kaggle(handle: str = KAGGLE_DATASET, *, force: bool = False) -> Pat
                 "copy the Dataset folder here, or use the embedded sample (leave data_dir empty)."
             ) from e
         if _is_auth_error(e):
-            raise DownloadError(f"Kaggle refused the download of {handle}: {e}. "
+            used = f"credentials from {source}" if source else "no credentials found"
+            raise DownloadError(f"Kaggle refused the download of {handle} ({used}): {e}. "
                                 f"{_CREDENTIALS_HELP}") from e
         raise DownloadError(f"downloading {handle} failed: {type(e).__name__}: {e}") from e
     return find_root(Path(os.fspath(path)))

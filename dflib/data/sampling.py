@@ -141,8 +141,11 @@ def finish_batch(batch: Sequence, transform: Callable | None, device: torch.devi
 
     A batch of a ``batched=True`` loader is ``(uint8 images, labels, params)``: the images go to
     the device as ``uint8`` (a quarter of the bytes) and ``transform.batch_stage`` augments and
-    normalises them there. A plain ``(x, y)`` batch is only moved.
+    normalises them there. A plain ``(x, y)`` batch is only moved. A batch of encoded JPEGs
+    (:class:`dflib.data.device_decode.EncodedBatch`) is decoded and augmented on the device.
     """
+    if hasattr(batch, "to_device"):
+        return batch.to_device(transform, device)
     if len(batch) == 3:
         if not isinstance(transform, TrainTransform):
             raise TypeError("a (images, labels, params) batch needs the TrainTransform of its loader")

@@ -23,7 +23,9 @@ OPTIMIZER_CHOICES = ("adamw", "sgd")
 # Settings that must not change when a run is resumed (epochs may grow: training goes on).
 RESUME_KEYS = ("model", "model_options", "img_size", "batch_size", "lr", "weight_decay", "optimizer",
                "momentum", "warmup_epochs", "min_lr_ratio", "grad_clip", "label_smoothing",
-               "imbalance", "augment", "limit_per_class", "seed")
+               "imbalance", "augment", "limit_per_class", "seed", "init")
+INIT_CHOICES = ("random", "imagenet")
+DECODE_CHOICES = ("auto", "cpu", "device")  # as dflib.models.pretrained.INIT_CHOICES
 
 
 def setting(default: Any = MISSING, *, help: str, choices: Sequence[str] | None = None, flag: str | None = None,
@@ -79,9 +81,16 @@ class TrainConfig:
     limit_per_class: int | None = setting(None, metavar="N",
                                           help="use at most N images per class of Train and Validation (quick runs)")
     seed: int = setting(0, metavar="S", help="random seed: initial weights, data order, augmentation")
+    init: str = setting("random", choices=INIT_CHOICES,
+                        help="initial weights: random, or imagenet (torchvision/pytorchcv ImageNet weights for the "
+                             "full-width ResNets, ViT-B/L and SqueezeNeXt; downloaded once into their cache)")
     deterministic: bool = setting(False, help="deterministic kernels (torch.use_deterministic_algorithms; GPU runs)")
     device: str = setting("auto", metavar="DEV", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
     amp: str = setting("auto", choices=AMP_CHOICES, help="mixed precision: auto (bf16/fp16 on CUDA, off elsewhere)")
+    decode: str = setting("auto", choices=DECODE_CHOICES,
+                          help="where training JPEGs are decoded: auto (on the GPU when training on CUDA with "
+                               "augmentation, else by the loader workers), cpu, or device (the training device, "
+                               "any kind: what the tests use)")
     channels_last: bool = setting(False, help="NHWC memory layout (faster convolutions on recent GPUs)")
     compile: bool = setting(False, help="torch.compile the model")
     workers: int | None = setting(None, metavar="N", help="loader processes; unset = one per spare core")
@@ -106,6 +115,10 @@ class TrainConfig:
             raise bad("lr", "use a positive learning rate, e.g. 1e-3")
         if self.optimizer not in OPTIMIZER_CHOICES:
             raise bad("optimizer", f"use one of {OPTIMIZER_CHOICES}")
+        if self.decode not in DECODE_CHOICES:
+            raise bad("decode", f"use one of {DECODE_CHOICES}")
+        if self.init not in INIT_CHOICES:
+            raise bad("init", f"use one of {INIT_CHOICES}")
         if self.imbalance not in IMBALANCE_CHOICES:
             raise bad("imbalance", f"use one of {IMBALANCE_CHOICES}")
         if not 0 <= self.label_smoothing < 1:

@@ -29,8 +29,10 @@ from dflib.data.sampling import make_train_loader
 from dflib.card import ModelCard
 from dflib.data import (AugmentConfig, DeepfakeDataset, LayoutError, TrainTransform, default_num_workers, discover,
                         eval_transform, make_loader, resolve_data_dir, train_transform)
+from dflib.data.device_decode import check_device_decoding, make_device_decode_loader
 from dflib.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from dflib.models import create_model
+from dflib.models.pretrained import imagenet_init
 from dflib.training.config import RESUME_KEYS, RunPaths, TrainConfig, TrainResult
 from dflib.training.steps import EarlyStopping, build_optimizer, warmup_cosine
 
@@ -53,6 +55,24 @@ def augment_on_device(device: torch.device) -> bool:
     return torch.device(device).type != "cpu"
 
 
+def decode_on_device(decode: str, device: torch.device) -> bool:
+    """Whether the training JPEGs are decoded on ``device`` (see :mod:`dflib.data.device_decode`).
+
+    ``auto``: on CUDA only, where nvJPEG decodes a batch faster than the CPU workers can, and
+    only if this torchvision can (checked once); ``device``: always (tests, dry runs); ``cpu``: never.
+    """
+    if decode == "device":
+        return True
+    if decode != "auto" or torch.device(device).type != "cuda":
+        return False
+    try:
+        check_device_decoding(device)
+    except RuntimeError as e:
+        tqdm.write(f"{e}; decoding on the CPU instead")
+        return False
+    return True
+
+
 class TrainingRun:
     """Everything one call of ``fit`` needs between epochs (see the module docstring)."""
 
@@ -67,7 +87,9 @@ class TrainingRun:
         state = ckpt.load_resume_state(self.paths.resume) if self.resuming else None
 
         runtime.seed_everything(cfg.seed)  # the initial weights depend on the seed only
-        self.model = create_model(cfg.model, img_size=cfg.img_size, **cfg.model_options).to(device)
+        self.model = create_model(cfg.model, img_size=cfg.img_size, **cfg.model_options)
+        self.init = self._initialise() if state is None else self._resumed_init(state)
+        self.model = self.model.to(device)
         if cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.img_size: int = self.model.config["img_size"]
@@ -127,6 +149,22 @@ class TrainingRun:
                     f.unlink(missing_ok=True)
         runtime.barrier()
 
+    def _initialise(self) -> dict[str, str]:
+        """Random weights (from the seed), or ImageNet's (rank 0 fetches them into the cache first)."""
+        if self.cfg.init != "imagenet":
+            return {"method": "random", "seed": str(self.cfg.seed)}
+        if self.info.enabled and not self.info.is_main:
+            runtime.barrier()
+        try:
+            return imagenet_init(self.model)
+        finally:
+            if self.info.enabled and self.info.is_main:
+                runtime.barrier()
+
+    def _resumed_init(self, state: dict[str, Any]) -> dict[str, str]:
+        """How the resumed run was initialised (its weights come from resume.pt)."""
+        return dict(state.get("init") or {"method": self.cfg.init})
+
     def _build_data(self) -> None:
         cfg, info = self.cfg, self.info
         if info.enabled and not info.is_main:
@@ -157,12 +195,15 @@ class TrainingRun:
         self.pos_weight = counts["real"] / max(counts["fake"], 1) if cfg.imbalance == "pos_weight" else 1.0
         workers = default_num_workers() if cfg.workers is None else int(cfg.workers)
         self.workers = workers
-        batched = isinstance(transform, TrainTransform) and augment_on_device(self.device)
+        self.decode_on_device = isinstance(transform, TrainTransform) and decode_on_device(cfg.decode, self.device)
+        batched = isinstance(transform, TrainTransform) and (augment_on_device(self.device) or self.decode_on_device)
         self.train_transform = transform if batched else None
-        self.train_loader = make_train_loader(
-            train_base, transform, cfg.batch_size, seed=cfg.seed, workers=workers,
-            balanced=cfg.imbalance == "sampler", rank=info.rank, world_size=info.world_size,
-            pin_memory=self.device.type == "cuda", batched=batched)
+        loader_args = dict(seed=cfg.seed, workers=workers, balanced=cfg.imbalance == "sampler", rank=info.rank,
+                           world_size=info.world_size, pin_memory=self.device.type == "cuda")
+        if self.decode_on_device:
+            self.train_loader = make_device_decode_loader(train_base, transform, cfg.batch_size, **loader_args)
+        else:
+            self.train_loader = make_train_loader(train_base, transform, cfg.batch_size, batched=batched, **loader_args)
         self.sampler = self.train_loader.sampler
         self.loader_generator = self.train_loader.generator
         if len(self.train_loader) == 0:
@@ -224,11 +265,13 @@ class TrainingRun:
         balance = {"pos_weight": f"pos_weight {self.pos_weight:.3f} (= n_real / n_fake) in the loss",
                    "sampler": "class-balanced sampler", "none": "not corrected"}[cfg.imbalance]
         self.log(f"training {cfg.model} ({n / 1e6:.2f} M parameters) at {self.img_size} px on {self.device}"
-                 f" ({self.info.world_size} process(es)), mixed precision {amp}")
+                 f" ({self.info.world_size} process(es)), mixed precision {amp}; initial weights: "
+                 + " ".join(str(v) for k, v in self.init.items() if k != "library"))
         self.log(f"data {d['root']}: Train real {tr['real']} fake {tr['fake']}, Validation real "
                  f"{va['real']} fake {va['fake']}; class imbalance: {balance}")
         threads = f"{torch.get_num_threads()} compute thread(s) + " if self.device.type == "cpu" else ""
-        self.log(f"{steps} batches of {cfg.batch_size} per epoch, {threads}{self.workers} loader worker(s); "
+        where = "JPEGs decoded on " + str(self.device) if self.decode_on_device else "decoded by the loader"
+        self.log(f"{steps} batches of {cfg.batch_size} per epoch, {threads}{self.workers} loader worker(s), {where}; "
                  f"{cfg.optimizer} lr {cfg.lr:g}, warm-up {warmup} steps then cosine")
 
     # ------------------------------------------------------------------ bookkeeping
@@ -270,8 +313,10 @@ class TrainingRun:
             "epochs_trained": epochs_trained, "epochs_planned": cfg.epochs,
             "loss": "BCE with logits" + (f", pos_weight {pos_weight:.4g}" if cfg.imbalance == "pos_weight" else ""),
             "imbalance": cfg.imbalance, "pos_weight": pos_weight, "amp": amp, "world_size": world_size,
+            "distributed_backend": runtime.backend(), "device": str(self.device),
             "schedule": f"linear warm-up {cfg.warmup_epochs:g} epoch(s) + cosine to {cfg.min_lr_ratio:g} x lr, per step",
             "config": {k: v for k, v in asdict(cfg).items() if k not in ("progress", "resume", "overwrite")},
+            "init": dict(self.init),
         }
         metrics = {"split": "Validation", "epoch": row["epoch"],
                    **{k[4:]: row[k] for k in row if k.startswith("val_") and k != "val_threshold"}}
@@ -296,6 +341,7 @@ class TrainingRun:
             "scaler": self.scaler.state_dict(),
             "early_stopping": self.stopper.state_dict(),
             "history": self.history,
+            "init": dict(self.init),
             "rng": runtime.rng_state(),
             "loader_generator": self.loader_generator.get_state(),
             "elapsed_seconds": self.elapsed_before + time.perf_counter() - self.started,
