@@ -5,7 +5,7 @@ than the model's step on it. With this path the loader workers only read each fi
 the sample's random numbers from its seed, as :mod:`dflib.data.sampling` does); the training
 process decodes the whole batch at once on the device (``torchvision.io.decode_jpeg(list,
 device=...)``, nvJPEG on CUDA), then crops, resizes, flips and re-compresses each image there,
-and finishes with :meth:`~dflib.data.transforms.TrainTransform.batch_stage` (blur, colour
+and finishes with :meth:`~dflib.data.fused_augment.TrainTransform.batch_stage` (blur, colour
 jitter, normalisation), batched.
 
 * Only baseline 3-channel JPEGs (the whole Kaggle dataset) travel encoded. Anything else
@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from dflib.data.dataset import DeepfakeDataset, make_loader
 from dflib.data.io import ImageReadError, jpeg_roundtrip, read_image_tensor
 from dflib.data.sampling import BalancedSampler, SeededSampler
-from dflib.data.transforms import SampleStage, TrainTransform
+from dflib.data.fused_augment import SampleStage, TrainTransform
 
 _BASELINE_SOF = (0xC0, 0xC1)  # baseline and extended sequential Huffman JPEG: what nvJPEG decodes on the GPU
 
