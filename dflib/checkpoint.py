@@ -37,6 +37,7 @@ from torch import nn
 from dflib.card import ModelCard
 
 WEIGHTS_SUFFIX = ".safetensors"
+MAX_WEIGHTS_BYTES = 4 * 2**30  # ViT-B in float32 is 350 MB; no read is unbounded
 CARD_SUFFIX = ".json"
 
 
@@ -103,6 +104,85 @@ def check_writable(folder: str | os.PathLike) -> Path:
         raise CheckpointError(f"cannot write to output folder {folder} ({reason}); "
                               f"choose a writable folder with --out (fit(out=...))") from e
     return folder
+
+
+LOCK_NAME = "lock"
+
+
+def acquire_run_lock(folder: str | os.PathLike, log=print) -> Path:
+    """Take ``<folder>/lock`` (pid, host and start time inside) for this process, or raise :class:`CheckpointError`.
+
+    Two runs into one folder would overwrite each other's checkpoints; the second one stops here
+    instead. A lock left by a process of this host that no longer runs (killed, crashed) is taken
+    over, with a message; one from another host cannot be checked, so the message says how to
+    remove it.
+    """
+    from dflib.runtime import host_name, pid_alive
+
+    from datetime import datetime, timezone
+
+    path = Path(folder) / LOCK_NAME
+    mine = {"pid": os.getpid(), "host": host_name(),
+            "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    for _ in range(3):
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            try:
+                held = json.loads(path.read_text(encoding="utf-8"))
+                pid, host = int(held["pid"]), str(held["host"])
+            except (OSError, ValueError, KeyError, TypeError):
+                held, pid, host = {}, -1, mine["host"]  # unreadable: a writer killed mid-write
+            if host != mine["host"]:
+                raise CheckpointError(
+                    f"{path.parent} is in use by process {pid} on host {host} (since {held.get('started_utc')}); "
+                    f"wait for that run to end or choose another --name or --out (if it is gone, delete {path})")
+            if pid_alive(pid) and pid != os.getpid():
+                raise CheckpointError(
+                    f"{path.parent} is in use by another training run (process {pid} on this host, since "
+                    f"{held.get('started_utc')}); wait for it to end, or choose another --name or --out")
+            log(f"taking over the stale lock {path} (process {pid} on this host no longer runs)")
+            path.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(json.dumps(mine) + "\n")
+        return path
+    raise CheckpointError(f"could not take the lock {path} (another run keeps taking it); choose another --name")
+
+
+def release_run_lock(path: str | os.PathLike | None) -> None:
+    """Remove a lock taken by :func:`acquire_run_lock` (only if this process still holds it)."""
+    if path is None:
+        return
+    path = Path(path)
+    try:
+        if int(json.loads(path.read_text(encoding="utf-8")).get("pid", -1)) == os.getpid():
+            path.unlink(missing_ok=True)
+    except (OSError, ValueError, TypeError, AttributeError):
+        pass
+
+
+def check_output_file(path: str | os.PathLike, flag: str = "--out") -> Path:
+    """Fail early (before any model runs) when a result file cannot be written at ``path``; return it.
+
+    Refuses an empty name, a folder, a path under a file and an unwritable folder, naming ``flag``.
+    """
+    if not str(path).strip():
+        raise ValueError(f"{flag} is empty; give a file name, e.g. {flag} results.json")
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise ValueError(f"{flag} {path} is a folder; give a file name, e.g. {path / ('results' + (path.suffix or '.json'))}")
+    blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise ValueError(f"cannot write {flag} {path}: {blocker} is a file, not a folder; choose another location")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"cannot write {flag} {path}: its folder cannot be created ({e.strerror or e}); "
+                         f"choose a writable location") from None
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise ValueError(f"cannot write {flag} {path}: permission denied; choose a writable location")
+    return path
 
 
 # --------------------------------------------------------------------------- model pairs
@@ -180,6 +260,10 @@ def _read_weights(weights_path: Path) -> tuple[dict[str, torch.Tensor], ModelCar
     if not weights_path.is_file():
         raise CheckpointError(f"checkpoint weights {weights_path} do not exist; check the path "
                               f"(expected the pair <name>.safetensors + <name>.json)")
+    size = weights_path.stat().st_size
+    if size > MAX_WEIGHTS_BYTES:
+        raise CheckpointError(f"checkpoint {weights_path} is {size:,} bytes, more than dflib reads "
+                              f"({MAX_WEIGHTS_BYTES:,}); is it really a dflib detector?")
     data = weights_path.read_bytes()
     try:
         tensors = load(data)
@@ -200,6 +284,7 @@ def read_card(path: str | os.PathLike) -> ModelCard:
     Quick (the weights are not read when the JSON exists); ``load_detector`` also checks that
     the JSON describes these very weights.
     """
+    check_format(path)
     weights_path, card_path = detector_paths(path)
     if card_path.is_file():
         return _read_json_card(card_path)
@@ -217,7 +302,44 @@ def _read_json_card(card_path: Path) -> ModelCard:
     return ModelCard.from_dict(card, source=str(card_path))
 
 
+def check_format(path: str | os.PathLike) -> None:
+    """Refuse an existing file that is not one of a pair (``.pt``, ``.pth``, ``.onnx``, ...) as an unsupported format."""
+    given = Path(path).expanduser()
+    if given.suffix and given.suffix not in (WEIGHTS_SUFFIX, CARD_SUFFIX) and given.is_file():
+        raise CheckpointError(
+            f"checkpoint {given} has an unsupported format ({given.suffix}): dflib loads a pair "
+            f"<name>.safetensors + <name>.json (never a pickle); save one with dflib.checkpoint.save_detector, "
+            f"or pass the .safetensors or .json file of the pair")
+
+
+# What describes the weights: a JSON card may not change these without the embedded card agreeing.
+_DESCRIBES_WEIGHTS = ("architecture", "img_size", "normalization")
+
+
+def _disagreement(card: ModelCard, embedded: ModelCard) -> list[str]:
+    """The sections of ``_DESCRIBES_WEIGHTS`` in which the JSON card differs from the embedded one."""
+    a, b = card.to_dict(), embedded.to_dict()
+    out = []
+    for key in _DESCRIBES_WEIGHTS:
+        if key == "normalization":
+            same = all(_json_value((a.get(key) or {}).get(k)) == _json_value((b.get(key) or {}).get(k))
+                       for k in ("mean", "std"))
+        elif key == "img_size":
+            same = card.img_size == embedded.img_size
+        else:
+            same = _json_value(a.get(key)) == _json_value(b.get(key))
+        if not same:
+            out.append(f"{key} {_short(a.get(key))} (JSON) vs {_short(b.get(key))} (embedded)")
+    return out
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _load_pair(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], ModelCard]:
+    check_format(path)
     weights_path, card_path = detector_paths(path)
     tensors, embedded, sha = _read_weights(weights_path)
     card = None
@@ -235,6 +357,15 @@ def _load_pair(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], ModelC
             warnings.warn(f"{card_path.name} is stale (it describes other weights); using the "
                           f"card embedded in {weights_path.name}", stacklevel=3)
             card = None
+    if card is not None and embedded is not None:
+        diffs = _disagreement(card, embedded)
+        if diffs:
+            # The embedded card was written with the weights: it is what they were trained for.
+            warnings.warn(f"{card_path} was edited and no longer describes {weights_path.name} ({'; '.join(diffs)}); "
+                          f"using the card embedded in the weights, so results do not change. To use another input "
+                          f"size or normalisation, retrain (or fine-tune) and save a new pair", stacklevel=3)
+            card = ModelCard({**card.to_dict(), **{k: embedded.to_dict().get(k) for k in _DESCRIBES_WEIGHTS
+                                                    if k in embedded}}, source=card.source)
     card = card or embedded
     if card is None:
         raise CheckpointError(f"{weights_path} has no model card: {card_path.name} is missing and none "

@@ -221,3 +221,26 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# --------------------------------------------------------------------------- processes on this host
+def host_name() -> str:
+    """This machine's name, as written into lock files and temporary folder names."""
+    import socket
+
+    return socket.gethostname() or "localhost"
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with id ``pid`` runs on this host (a zombie or another user's counts as alive)."""
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
