@@ -110,8 +110,8 @@ def find_images(paths: Iterable[str | os.PathLike] | str | os.PathLike) -> list[
             out += images
             if not images:
                 searched.append(f"folder {path} (recursively; no file ending in {', '.join(IMAGE_EXTENSIONS)})")
-        elif path.is_file():
-            out.append(path)
+        elif path.is_file() or path.exists() or path.is_symlink():
+            out.append(path)  # a FIFO, a device or a symlink loop gets a row saying why it cannot be read
             existing += 1
         elif _GLOB_CHARS.search(text):
             matches = _glob(text)
@@ -136,7 +136,7 @@ def find_images(paths: Iterable[str | os.PathLike] | str | os.PathLike) -> list[
     seen: set[str] = set()
     unique = []
     for p in out:
-        key = os.path.normcase(os.path.abspath(p))
+        key = os.path.normcase(os.path.realpath(p))  # one row per file, however many links lead to it
         if key not in seen:
             seen.add(key)
             unique.append(p)

@@ -70,7 +70,7 @@ def score_loader(
     progress: bool = False,
     desc: str = "predict",
 ) -> LoaderScores:
-    """Logits for every image ``loader`` could read; the others are listed, never replaced.
+    r"""Logits for every image ``loader`` could read; the others are listed, never replaced.
 
     ``loader`` yields ``(x, y)`` batches or :class:`dflib.data.dataset.ReadBatch`\ es
     (:func:`dflib.data.dataset.make_scoring_loader`), whose unreadable images are left out.
