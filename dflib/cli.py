@@ -219,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("sample-data", help="generate the embedded synthetic dataset (Kaggle layout)")
-    p.add_argument("--out", type=Path, help="write here (default: the user cache, reused when complete)")
+    p.add_argument("--out", help="write here (default: the user cache, reused when complete)")
     p.add_argument("--per-class", type=int, help="Train images per class (Validation/Test get a quarter)")
     p.add_argument("--size", type=int, help="image side in pixels (default 256, like Kaggle)")
     p.add_argument("--seed", type=int, help="random seed (same seed = same bytes)")
@@ -249,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", nargs="+", metavar="NN", help="only these notebooks, e.g. --only 01 03")
     p.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
                    help="set a parameter of every notebook, e.g. -p data_dir /data/Dataset")
-    p.add_argument("--out", type=Path, help="write executed notebooks + html/ here (default: in place; with --smoke: "
+    p.add_argument("--out", help="write executed notebooks + html/ here (default: in place; with --smoke: "
                    "runs/smoke, so the committed notebooks keep their full-run outputs)")
     p.add_argument("--dir", type=Path, help="notebook folder (default: the checkout's notebooks/)")
     p.add_argument("--no-html", action="store_true", help="skip the HTML rendering")

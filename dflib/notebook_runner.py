@@ -174,7 +174,7 @@ def _quiet_interrupt() -> None:
 
 def main_run(args) -> int:  # called by the CLI
     params = {name: parse_value(value) for name, value in (args.param or [])}
-    out = args.out
+    out = Path(args.out) if args.out else args.out
     if out is not None and not str(out).strip():
         print("error: --out is empty; name a folder, e.g. --out runs/smoke", file=sys.stderr)
         return 2

@@ -119,7 +119,7 @@ def find_images(paths: Iterable[str | os.PathLike] | str | os.PathLike) -> list[
             for m in matches:
                 if m.is_dir() and not m.is_symlink():
                     images += _images_under(m)
-                elif m.is_file() and is_image_file(m):
+                elif not m.is_dir() and is_image_file(m):  # FIFOs and broken links get an error row
                     images.append(m)
             existing += len(images)
             out += images
@@ -136,7 +136,8 @@ def find_images(paths: Iterable[str | os.PathLike] | str | os.PathLike) -> list[
     seen: set[str] = set()
     unique = []
     for p in out:
-        key = os.path.normcase(os.path.realpath(p))  # one row per file, however many links lead to it
+        # One row per file however many folder links lead to it (the file itself may be a link of its own).
+        key = os.path.normcase(os.path.join(os.path.realpath(os.path.dirname(os.path.abspath(p))), p.name))
         if key not in seen:
             seen.add(key)
             unique.append(p)

@@ -12,6 +12,7 @@ import errno
 import functools
 import io
 import os
+import re
 import stat
 import warnings
 from pathlib import Path
@@ -225,7 +226,8 @@ def _open_checked(data: bytes, path: Path, max_pixels: int) -> Image.Image:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise _error(path, f"refused, decompression-bomb sized image ({e})") from None
     except Exception as e:  # PIL raises UnidentifiedImageError, OSError, SyntaxError, ...
-        raise _error(path, f"not a readable image ({type(e).__name__}: {e})") from None
+        text = re.sub(r"\s*<_io\.\w+ object at 0x[0-9a-f]+>", "", str(e))
+        raise _error(path, f"not a readable image ({type(e).__name__}: {text})") from None
     w, h = img.size
     if w * h > max_pixels:
         raise _error(path, _too_many_pixels(w, h, max_pixels))

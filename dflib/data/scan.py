@@ -32,14 +32,18 @@ def inspect_file(path: str | os.PathLike, mode: Mode = "full", max_pixels: int =
     ``digest`` hashes the bytes read (for duplicate search); ``quick`` then reads the whole file
     anyway, bounded, and screens it without decoding.
     """
-    if mode == "quick" and not digest:
-        return quick_check(path, max_pixels), None
+    if not digest:
+        reason = quick_check(path, max_pixels)
+        return (reason if reason is not None or mode == "quick" else check_image(path, max_pixels)), None
     try:
         data = read_file_bytes(path)
     except ImageReadError as e:
         return e.reason, None
     h = hashlib.blake2b(data, digest_size=16).hexdigest() if digest else None
-    reason = quick_check(path, max_pixels) if mode == "quick" else check_image(path, max_pixels, data)
+    # The screen first, for its precise reasons ("truncated JPEG", "not an image"); then the decoder.
+    reason = quick_check(path, max_pixels)
+    if reason is None and mode == "full":
+        reason = check_image(path, max_pixels, data)
     return reason, h
 
 

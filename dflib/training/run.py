@@ -67,7 +67,7 @@ class TrainingRun:
         self.amp_dtype = runtime.amp_dtype(cfg.amp, device)  # checked first: a bad choice fails fast
         self.paths = RunPaths(Path(cfg.out).expanduser(), cfg.name or cfg.model)
         self.lock: Path | None = None
-        self.created_run_dir = False
+        self.created_out = self.created_run_dir = False
         self._prepare_folders()
         try:
             self._setup()
@@ -123,6 +123,7 @@ class TrainingRun:
     def _prepare_folders(self) -> None:
         """Check the output folders and take the run's lock; nothing of an old run is deleted here."""
         p = self.paths
+        self.created_out = not p.out.exists()
         ckpt.check_writable(p.out)
         self.created_run_dir = not p.run_dir.exists()
         ckpt.check_writable(p.run_dir)
@@ -173,6 +174,8 @@ class TrainingRun:
             try:
                 self.paths.run_dir.rmdir()  # only when empty; runs/ itself may hold other runs
                 self.paths.run_dir.parent.rmdir()
+                if self.created_out:
+                    self.paths.out.rmdir()
             except OSError:
                 pass
 
