@@ -106,62 +106,6 @@ def check_writable(folder: str | os.PathLike) -> Path:
     return folder
 
 
-LOCK_NAME = "lock"
-
-
-def acquire_run_lock(folder: str | os.PathLike, log=print) -> Path:
-    """Take ``<folder>/lock`` (pid, host and start time inside) for this process, or raise :class:`CheckpointError`.
-
-    Two runs into one folder would overwrite each other's checkpoints; the second one stops here
-    instead. A lock left by a process of this host that no longer runs (killed, crashed) is taken
-    over, with a message; one from another host cannot be checked, so the message says how to
-    remove it.
-    """
-    from dflib.runtime import host_name, pid_alive
-
-    from datetime import datetime, timezone
-
-    path = Path(folder) / LOCK_NAME
-    mine = {"pid": os.getpid(), "host": host_name(),
-            "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    for _ in range(3):
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileExistsError:
-            try:
-                held = json.loads(path.read_text(encoding="utf-8"))
-                pid, host = int(held["pid"]), str(held["host"])
-            except (OSError, ValueError, KeyError, TypeError):
-                held, pid, host = {}, -1, mine["host"]  # unreadable: a writer killed mid-write
-            if host != mine["host"]:
-                raise CheckpointError(
-                    f"{path.parent} is in use by process {pid} on host {host} (since {held.get('started_utc')}); "
-                    f"wait for that run to end or choose another --name or --out (if it is gone, delete {path})")
-            if pid_alive(pid) and pid != os.getpid():
-                raise CheckpointError(
-                    f"{path.parent} is in use by another training run (process {pid} on this host, since "
-                    f"{held.get('started_utc')}); wait for it to end, or choose another --name or --out")
-            log(f"taking over the stale lock {path} (process {pid} on this host no longer runs)")
-            path.unlink(missing_ok=True)
-            continue
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(json.dumps(mine) + "\n")
-        return path
-    raise CheckpointError(f"could not take the lock {path} (another run keeps taking it); choose another --name")
-
-
-def release_run_lock(path: str | os.PathLike | None) -> None:
-    """Remove a lock taken by :func:`acquire_run_lock` (only if this process still holds it)."""
-    if path is None:
-        return
-    path = Path(path)
-    try:
-        if int(json.loads(path.read_text(encoding="utf-8")).get("pid", -1)) == os.getpid():
-            path.unlink(missing_ok=True)
-    except (OSError, ValueError, TypeError, AttributeError):
-        pass
-
-
 def check_output_file(path: str | os.PathLike, flag: str = "--out") -> Path:
     """Fail early (before any model runs) when a result file cannot be written at ``path``; return it.
 
@@ -171,7 +115,8 @@ def check_output_file(path: str | os.PathLike, flag: str = "--out") -> Path:
         raise ValueError(f"{flag} is empty; give a file name, e.g. {flag} results.json")
     path = Path(path).expanduser()
     if path.is_dir():
-        raise ValueError(f"{flag} {path} is a folder; give a file name, e.g. {path / ('results' + (path.suffix or '.json'))}")
+        example = path / ("results" + (path.suffix or ".json"))
+        raise ValueError(f"{flag} {path} is a folder; give a file name, e.g. {example}")
     blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
     if blocker is not None:
         raise ValueError(f"cannot write {flag} {path}: {blocker} is a file, not a folder; choose another location")
@@ -303,7 +248,7 @@ def _read_json_card(card_path: Path) -> ModelCard:
 
 
 def check_format(path: str | os.PathLike) -> None:
-    """Refuse an existing file that is not one of a pair (``.pt``, ``.pth``, ``.onnx``, ...) as an unsupported format."""
+    """Refuse an existing file that is not one of a pair (``.pt``, ``.pth``, ``.onnx``, ...): an unsupported format."""
     given = Path(path).expanduser()
     if given.suffix and given.suffix not in (WEIGHTS_SUFFIX, CARD_SUFFIX) and given.is_file():
         raise CheckpointError(

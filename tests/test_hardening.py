@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from dflib.checkpoint import CheckpointError, acquire_run_lock, load_detector, release_run_lock, save_detector
+from dflib.checkpoint import load_detector, save_detector
 from dflib.cli import main
 from dflib.data import DeepfakeDataset, discover, eval_transform, quick_check
 from dflib.data.scan import scan_files
 from dflib.models import create_model
+from dflib.runtime import RunLockError, acquire_run_lock, release_run_lock
 from tests.badfiles import BAD_REASONS, QUICK_KINDS, corrupt_body, huge_header, jpeg_bytes, write_bad
 from tests.conftest import make_dataset, write_image
 from tests.test_predict import _card
@@ -132,7 +133,7 @@ def test_5_one_run_per_folder_and_stale_locks_are_taken_over(tmp_path, capsys):
     folder.mkdir(parents=True)
     (folder / "lock").write_text(json.dumps({"pid": os.getppid(), "host": __import__("socket").gethostname(),
                                              "started_utc": "now"}))
-    with pytest.raises(CheckpointError, match="in use by another training run"):
+    with pytest.raises(RunLockError, match="in use by another training run"):
         acquire_run_lock(folder)
     data = make_dataset(tmp_path / "d", splits=("Train", "Validation"), per_class=4)
     assert main([*TRAIN, "--data", str(data), "--out", str(tmp_path), "--name", "x"]) == 2
@@ -386,7 +387,8 @@ def test_sweep_every_bad_kind_through_every_command(tmp_path, capsys):
     csv = tmp_path / "pred.csv"
     assert main(["predict", f"{data}/Test/**/*.jpg", "--checkpoint", str(models / "resnet18.json"),
                  "--out", str(csv), "--no-progress"]) == 0
-    assert f"{12 + 2 * n_bad} image(s) -> {csv} ({2 * n_bad} unreadable, see the error column)" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert f"{12 + 2 * n_bad} image(s) -> {csv} ({2 * n_bad} unreadable, see the error column)" in printed
     import pandas as pd
 
     rows = pd.read_csv(csv)

@@ -115,8 +115,9 @@ class DeepfakeDataset(Dataset):
             example = f", e.g. {bad[name][0][0]}: {bad[name][0][1]}" if bad[name] else ""
             parts.append(f"{name}: {len(bad[name])} file(s), none readable{example}")
         raise LayoutError(f"the {self.split} split of {self.root} has no readable images of class "
-                          f"{' or '.join(missing)} ({'; '.join(parts)}); replace the unreadable files (`dflib check-data "
-                          f"{self.root}` lists them all with their reasons) or point --data at another folder")
+                          f"{' or '.join(missing)} ({'; '.join(parts)}); replace the unreadable files "
+                          f"(`dflib check-data {self.root}` lists them all with their reasons) or point --data "
+                          f"at another folder")
 
     def __len__(self) -> int:
         return len(self.samples)

@@ -149,7 +149,7 @@ def quick_check(path: str | os.PathLike, max_pixels: int = MAX_PIXELS,
     except ImageReadError as e:
         return e.reason
     try:
-        head = os.read(fd, 1 << 16)
+        head = os.read(fd, 4096)  # enough for the frame header of all but EXIF-heavy files
         fmt = sniff_format(head)
         if fmt is None:
             return "not an image (unknown file signature)"

@@ -113,7 +113,8 @@ class TrainConfig:
                 raise bad(name, "use an integer >= 1")
         if not isinstance(self.model, str):
             raise bad("model", "pass a model name (see dflib.models.list_models()) and model_options")
-        if self.img_size is not None and (not whole(self.img_size) or not MIN_IMG_SIZE <= self.img_size <= MAX_IMG_SIZE):
+        size = self.img_size
+        if size is not None and (not whole(size) or not MIN_IMG_SIZE <= size <= MAX_IMG_SIZE):
             raise bad("img_size", f"use a size from {MIN_IMG_SIZE} to {MAX_IMG_SIZE} pixels (e.g. 128), or leave it "
                                   f"unset for the model preset's size")
         if not _finite(self.lr) or not self.lr > 0:

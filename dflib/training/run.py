@@ -129,7 +129,7 @@ class TrainingRun:
         ckpt.check_writable(p.run_dir)
         if self.info.is_main:
             try:
-                self.lock = ckpt.acquire_run_lock(p.run_dir, log=tqdm.write)
+                self.lock = runtime.acquire_run_lock(p.run_dir, log=tqdm.write)
             except BaseException:
                 self._remove_empty_run_dir()
                 raise
@@ -181,7 +181,7 @@ class TrainingRun:
 
     def close(self, failed: bool = False) -> None:
         """Release the run folder's lock; after a failure before any epoch, remove the folder if it is empty."""
-        ckpt.release_run_lock(self.lock)
+        runtime.release_run_lock(self.lock)
         self.lock = None
         if failed:
             self._remove_empty_run_dir()
