@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -33,7 +34,7 @@ def _sample_data(args: argparse.Namespace) -> int:
               "holdout_method": args.holdout}
     config = SampleConfig(**{k: v for k, v in fields.items() if v is not None})
     if args.out is not None and not str(args.out).strip():
-        raise ValueError("--out is empty; name a folder, e.g. --out data/sample (or leave --out out for the cache)")
+        raise ValueError("--out is empty; name a folder, e.g. --out data/sample (without --out: the user cache)")
     if args.out:
         root = generate_sample(args.out, config, progress=True, workers=args.workers, overwrite=args.overwrite)
     else:
@@ -301,6 +302,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from dflib.data import DownloadError, ImageReadError, LayoutError
 
     args = build_parser().parse_args(argv)
+    show = warnings.showwarning
+    # "warning: <message>" lines, not source lines from inside dflib; not while warnings are recorded (pytest)
+    if getattr(getattr(warnings, "_showwarnmsg_impl", None), "__name__", "") == "_showwarnmsg_impl":
+        warnings.showwarning = _show_warning
     try:
         return int(args.func(args) or 0)
     except (LayoutError, DownloadError, ImageReadError, ValueError, FileNotFoundError, FloatingPointError,
@@ -314,6 +319,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        warnings.showwarning = show
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Print a warning as the command's own line; deprecations and the like keep Python's format."""
+    if issubclass(category, UserWarning) and not issubclass(category, DeprecationWarning):
+        print(f"warning: {message}", file=file or sys.stderr)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
 
 if __name__ == "__main__":

@@ -78,6 +78,19 @@ def test_1_validation_skips_instead_of_substituting(tmp_path):
     assert out.index.tolist() == [0, 2, 3, 4, 5] and out.skipped[0][:2] == (1, 0)
 
 
+def test_1_scored_split_rows_stay_aligned_with_the_dataset(tmp_path):
+    from dflib.evaluation.scoring import score_split
+
+    data = make_dataset(tmp_path, splits=("Test",), per_class=3)
+    victim = data / "Test" / "Real" / "real_1.jpg"
+    victim.write_bytes(corrupt_body(victim.read_bytes()))
+    model = create_model("resnet18", img_size=32, width=4).eval()
+    with pytest.warns(UserWarning, match="1 unreadable image"):
+        scored = score_split(model, _card(model), data, "Test", batch_size=4)
+    assert len(scored.labels) == len(scored.dataset) == 5 and victim not in scored.paths
+    assert scored.skipped["count"] == 1 and scored.dataset.targets == scored.labels.tolist()
+
+
 # 2 ------------------------------------------------------------------------------------------------
 def test_2_train_refuses_a_class_without_a_readable_image(tmp_path, capsys):
     data = make_dataset(tmp_path / "d", splits=("Train", "Validation"), per_class=4)

@@ -96,4 +96,4 @@ def check_splits(root: str | os.PathLike | DatasetLayout, progress: bool = True,
                 for i, g in enumerate(groups) for s, c, p in g]
     duplicates = pd.DataFrame(dup_rows, columns=["group", "split", "class", "path"])
     return SplitReport(balance=pd.DataFrame(rows), duplicates=duplicates,
-                       n_files=len(entries), groups=groups)
+                       n_files=sum(len(g) for g in by_hash.values()), groups=groups)

@@ -11,6 +11,7 @@ Convention: labels are fake = 1, real = 0; a score is P(fake); an image is calle
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -112,8 +113,6 @@ def predict_logits(model: torch.nn.Module, loader, device: str | torch.device = 
     """
     out = score_loader(model, loader, device, **kwargs)
     if out.skipped:
-        import warnings
-
         warnings.warn(f"{len(out.skipped)} image(s) could not be read and were left out, e.g. dataset index "
                       f"{out.skipped[0][0]}: {out.skipped[0][2]}", stacklevel=2)
     return out.logits, out.labels
@@ -183,7 +182,9 @@ def evaluate_checkpoint(
     dev = select_device(device)
     model, card = load_detector(checkpoint, device=dev)
     root = resolve_data_dir(data_dir)
-    ds = DeepfakeDataset(root, split, card.transform(), limit_per_class=limit_per_class)
+    with warnings.catch_warnings():  # the files left out are in the result's "skipped", with their reasons
+        warnings.filterwarnings("ignore", message=".*unreadable file", category=UserWarning)
+        ds = DeepfakeDataset(root, split, card.transform(), limit_per_class=limit_per_class)
     loader = make_scoring_loader(ds, batch_size, num_workers=workers, device=dev)
     out = score_loader(model, loader, dev, progress=progress, desc=f"evaluate {ds.split}")
     skipped = skip_report(ds, out.skipped)
@@ -241,7 +242,7 @@ class ScoredSplit:
     logits: np.ndarray
     labels: np.ndarray
     dataset: Any
-    index: np.ndarray | None = None   # dataset index of each row (None: every image, in order)
+    index: np.ndarray | None = None   # dataset index of each row (None: row i is dataset image i)
     skipped: dict[str, Any] | None = None  # :func:`skip_report` of the files no score was computed on
 
     @property
@@ -273,8 +274,11 @@ def score_split(model: torch.nn.Module, card: ModelCard, data_dir: str | os.Path
     out = score_loader(model, loader, device, progress=progress, desc=f"{card.name} on {ds.split}")
     skipped = skip_report(ds, out.skipped)
     if out.skipped:
-        import warnings
-
         warnings.warn(format_skips(skipped, f"{card.name} on {ds.split}"), stacklevel=2)
-    return ScoredSplit(ds.split, out.logits.double().numpy(), out.labels.numpy(), ds,
-                       out.index.numpy() if out.index is not None else None, skipped)
+        # Keep row i == dataset image i (notebooks index both alike): the unreadable ones leave the dataset.
+        gone = {i for i, _, _ in out.skipped}
+        ds.bad_files += [(ds.samples[i][0], r) for i, _, r in out.skipped]
+        ds.bad_labels += [label for _, label, _ in out.skipped]
+        ds.samples = [smp for i, smp in enumerate(ds.samples) if i not in gone]
+        ds.targets = [label for _, label in ds.samples]
+    return ScoredSplit(ds.split, out.logits.double().numpy(), out.labels.numpy(), ds, None, skipped)
