@@ -207,6 +207,9 @@ def _score(paths: Sequence[Path], detectors: Sequence[Detector], device: torch.d
 
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"batch_size={batch_size!r} is invalid; use an integer >= 1")
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
+        raise ValueError(f"--workers {workers!r} is invalid (workers= in Python); use 0 (read in this process) "
+                         f"or a number of reading processes")
     data = _Files(paths, [card.transform() for _, card in detectors], display=explain_dir is not None)
     loader = torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=workers,
                                          collate_fn=_collate)

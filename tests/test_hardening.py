@@ -345,6 +345,16 @@ def test_16_checkpoint_messages_name_the_card_and_the_format(tmp_path, detector,
         assert "unsupported format (.pt)" in capsys.readouterr().err
 
 
+def test_16_evaluate_and_predict_name_the_flags(tmp_path, detector, capsys):
+    data = make_dataset(tmp_path, splits=("Test",), per_class=2)
+    assert main(["predict", str(data), "--checkpoint", str(detector), "--workers", "-1"]) == 2
+    assert "--workers -1 is invalid" in capsys.readouterr().err
+    assert main(["evaluate", "--checkpoint", str(detector), "--data", str(data), "--workers", "-1"]) == 2
+    assert "(--workers N, num_workers=N)" in capsys.readouterr().err
+    assert main(["evaluate", "--checkpoint", str(detector), "--data", str(data), "--batch-size", "0"]) == 2
+    assert "batch_size must be >= 1 (--batch-size B" in capsys.readouterr().err
+
+
 def test_16_killed_sample_generation_leaves_no_partial_folder_for_ever(tmp_path, capsys):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()

@@ -287,7 +287,7 @@ def make_loader(
     target device is CUDA (``pin_memory`` overrides that).
     """
     if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+        raise ValueError(f"batch_size must be >= 1 (--batch-size B on the command line), got {batch_size!r}")
     workers = default_num_workers() if num_workers is None else int(num_workers)
     if workers < 0:
         raise ValueError(f"the number of loader workers must be >= 0 (--workers N, num_workers=N), "
