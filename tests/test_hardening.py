@@ -355,7 +355,8 @@ def test_16_evaluate_and_predict_name_the_flags(tmp_path, detector, capsys):
     assert "batch_size must be >= 1 (--batch-size B" in capsys.readouterr().err
 
 
-def test_16_killed_sample_generation_leaves_no_partial_folder_for_ever(tmp_path, capsys):
+def test_16_killed_sample_generation_leaves_no_partial_folder_for_ever(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # `--out ''` once meant the current folder
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     host = __import__("socket").gethostname()
