@@ -13,7 +13,12 @@ FAKE = 1
 REAL = 0
 CLASS_NAMES = ("real", "fake")  # index = label
 
-__all__ = ["__version__", "FAKE", "REAL", "CLASS_NAMES", "load_detector"]
+# Input sizes a detector may be built, trained or run at (pixels per side): below 16 px a face is a
+# smudge; above 1024 px one activation map of a ResNet stem alone passes 1 GB per image.
+MIN_IMG_SIZE = 16
+MAX_IMG_SIZE = 1024
+
+__all__ = ["__version__", "FAKE", "REAL", "CLASS_NAMES", "MIN_IMG_SIZE", "MAX_IMG_SIZE", "load_detector"]
 
 
 def __getattr__(name: str):

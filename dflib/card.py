@@ -113,9 +113,15 @@ class ModelCard(Mapping):
         arch = self._doc.get("architecture")
         if not isinstance(arch, Mapping) or not isinstance(arch.get("name"), str):
             raise self._fail("no 'architecture' with a model 'name', so the model cannot be rebuilt")
-        size = self._doc.get("img_size", arch.get("img_size"))
-        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise self._fail(f"img_size {size!r} is not a positive whole number of pixels")
+        from dflib import MAX_IMG_SIZE, MIN_IMG_SIZE
+
+        for size in {repr(v): v for v in (self._doc.get("img_size", arch.get("img_size")), arch.get("img_size"))
+                     if v is not None}.values():
+            if isinstance(size, bool) or not isinstance(size, int) or not MIN_IMG_SIZE <= size <= MAX_IMG_SIZE:
+                raise self._fail(f"img_size {size!r} is not a whole number of pixels from {MIN_IMG_SIZE} to "
+                                 f"{MAX_IMG_SIZE}")
+        if self._doc.get("img_size", arch.get("img_size")) is None:
+            raise self._fail("no img_size, so the input size is unknown")
         norm = self._doc.get("normalization")
         if norm is not None:
             for key in ("mean", "std"):

@@ -37,6 +37,7 @@ from torch import nn
 from dflib.card import ModelCard
 
 WEIGHTS_SUFFIX = ".safetensors"
+MAX_WEIGHTS_BYTES = 4 * 2**30  # ViT-B in float32 is 350 MB; no read is unbounded
 CARD_SUFFIX = ".json"
 
 
@@ -103,6 +104,30 @@ def check_writable(folder: str | os.PathLike) -> Path:
         raise CheckpointError(f"cannot write to output folder {folder} ({reason}); "
                               f"choose a writable folder with --out (fit(out=...))") from e
     return folder
+
+
+def check_output_file(path: str | os.PathLike, flag: str = "--out") -> Path:
+    """Fail early (before any model runs) when a result file cannot be written at ``path``; return it.
+
+    Refuses an empty name, a folder, a path under a file and an unwritable folder, naming ``flag``.
+    """
+    if not str(path).strip():
+        raise ValueError(f"{flag} is empty; give a file name, e.g. {flag} results.json")
+    path = Path(path).expanduser()
+    if path.is_dir():
+        example = path / ("results" + (path.suffix or ".json"))
+        raise ValueError(f"{flag} {path} is a folder; give a file name, e.g. {example}")
+    blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise ValueError(f"cannot write {flag} {path}: {blocker} is a file, not a folder; choose another location")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"cannot write {flag} {path}: its folder cannot be created ({e.strerror or e}); "
+                         f"choose a writable location") from None
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise ValueError(f"cannot write {flag} {path}: permission denied; choose a writable location")
+    return path
 
 
 # --------------------------------------------------------------------------- model pairs
@@ -180,6 +205,10 @@ def _read_weights(weights_path: Path) -> tuple[dict[str, torch.Tensor], ModelCar
     if not weights_path.is_file():
         raise CheckpointError(f"checkpoint weights {weights_path} do not exist; check the path "
                               f"(expected the pair <name>.safetensors + <name>.json)")
+    size = weights_path.stat().st_size
+    if size > MAX_WEIGHTS_BYTES:
+        raise CheckpointError(f"checkpoint {weights_path} is {size:,} bytes, more than dflib reads "
+                              f"({MAX_WEIGHTS_BYTES:,}); is it really a dflib detector?")
     data = weights_path.read_bytes()
     try:
         tensors = load(data)
@@ -200,6 +229,7 @@ def read_card(path: str | os.PathLike) -> ModelCard:
     Quick (the weights are not read when the JSON exists); ``load_detector`` also checks that
     the JSON describes these very weights.
     """
+    check_format(path)
     weights_path, card_path = detector_paths(path)
     if card_path.is_file():
         return _read_json_card(card_path)
@@ -217,7 +247,44 @@ def _read_json_card(card_path: Path) -> ModelCard:
     return ModelCard.from_dict(card, source=str(card_path))
 
 
+def check_format(path: str | os.PathLike) -> None:
+    """Refuse an existing file that is not one of a pair (``.pt``, ``.pth``, ``.onnx``, ...): an unsupported format."""
+    given = Path(path).expanduser()
+    if given.suffix and given.suffix not in (WEIGHTS_SUFFIX, CARD_SUFFIX) and given.is_file():
+        raise CheckpointError(
+            f"checkpoint {given} has an unsupported format ({given.suffix}): dflib loads a pair "
+            f"<name>.safetensors + <name>.json (never a pickle); save one with dflib.checkpoint.save_detector, "
+            f"or pass the .safetensors or .json file of the pair")
+
+
+# What describes the weights: a JSON card may not change these without the embedded card agreeing.
+_DESCRIBES_WEIGHTS = ("architecture", "img_size", "normalization")
+
+
+def _disagreement(card: ModelCard, embedded: ModelCard) -> list[str]:
+    """The sections of ``_DESCRIBES_WEIGHTS`` in which the JSON card differs from the embedded one."""
+    a, b = card.to_dict(), embedded.to_dict()
+    out = []
+    for key in _DESCRIBES_WEIGHTS:
+        if key == "normalization":
+            same = all(_json_value((a.get(key) or {}).get(k)) == _json_value((b.get(key) or {}).get(k))
+                       for k in ("mean", "std"))
+        elif key == "img_size":
+            same = card.img_size == embedded.img_size
+        else:
+            same = _json_value(a.get(key)) == _json_value(b.get(key))
+        if not same:
+            out.append(f"{key} {_short(a.get(key))} (JSON) vs {_short(b.get(key))} (embedded)")
+    return out
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _load_pair(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], ModelCard]:
+    check_format(path)
     weights_path, card_path = detector_paths(path)
     tensors, embedded, sha = _read_weights(weights_path)
     card = None
@@ -235,6 +302,15 @@ def _load_pair(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], ModelC
             warnings.warn(f"{card_path.name} is stale (it describes other weights); using the "
                           f"card embedded in {weights_path.name}", stacklevel=3)
             card = None
+    if card is not None and embedded is not None:
+        diffs = _disagreement(card, embedded)
+        if diffs:
+            # The embedded card was written with the weights: it is what they were trained for.
+            warnings.warn(f"{card_path} was edited and no longer describes {weights_path.name} ({'; '.join(diffs)}); "
+                          f"using the card embedded in the weights, so results do not change. To use another input "
+                          f"size or normalisation, retrain (or fine-tune) and save a new pair", stacklevel=3)
+            card = ModelCard({**card.to_dict(), **{k: embedded.to_dict().get(k) for k in _DESCRIBES_WEIGHTS
+                                                    if k in embedded}}, source=card.source)
     card = card or embedded
     if card is None:
         raise CheckpointError(f"{weights_path} has no model card: {card_path.name} is missing and none "

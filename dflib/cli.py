@@ -1,7 +1,7 @@
 """The ``dflib`` command (also ``python -m dflib``).
 
     dflib sample-data [--out DIR] [--per-class N] [--size PX] [--seed S] [--holdout METHOD]
-    dflib check-data  [DIR]
+    dflib check-data  [DIR] [--quick] [--workers N]
     dflib download
     dflib run-notebooks [--smoke] [--only 01 03 ...] [-p NAME VALUE ...] [--out DIR]
     dflib train --model NAME [--data DIR] [--img-size PX] [--epochs N] [--batch-size B] [--lr LR]
@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -32,8 +33,10 @@ def _sample_data(args: argparse.Namespace) -> int:
     fields = {"per_class": args.per_class, "size": args.size, "seed": args.seed,
               "holdout_method": args.holdout}
     config = SampleConfig(**{k: v for k, v in fields.items() if v is not None})
+    if args.out is not None and not str(args.out).strip():
+        raise ValueError("--out is empty; name a folder, e.g. --out data/sample (without --out: the user cache)")
     if args.out:
-        root = generate_sample(args.out, config, progress=True, workers=args.workers)
+        root = generate_sample(args.out, config, progress=True, workers=args.workers, overwrite=args.overwrite)
     else:
         root = ensure_sample(config, progress=True)
     print(root)
@@ -41,14 +44,26 @@ def _sample_data(args: argparse.Namespace) -> int:
 
 
 def _check_data(args: argparse.Namespace) -> int:
-    from dflib.data import check_splits, resolve_data_dir
+    from dflib.data import check_splits, default_num_workers, discover, resolve_data_dir
+    from dflib.data.scan import scan_dataset
 
     root = resolve_data_dir(args.data)
-    report = check_splits(root)
+    layout = discover(root)
+    workers = default_num_workers() if args.workers is None else args.workers
+    if workers < 0:
+        raise ValueError(f"--workers {workers} is invalid; use 0 (check in this process) or more processes")
+    read = scan_dataset(layout, "quick" if args.quick else "full", workers=workers, progress=not args.no_progress)
+    report = check_splits(layout, progress=False, hashes=read.hashes)
     print(f"dataset: {root}")
+    print(read.summary(max_listed=args.max_listed))
     print(report.summary())
     if not report.duplicates.empty:
         print(report.duplicates.to_string(index=False, max_rows=40))
+    empty = read.empty_classes()
+    if empty:
+        print(f"error: no readable image in {', '.join(empty)}: a split needs both classes; replace the "
+              f"unreadable files listed above", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -151,18 +166,25 @@ def _train(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     import json
 
-    from dflib.evaluation.scoring import evaluate_checkpoint
+    from dflib.checkpoint import check_output_file
+    from dflib.evaluation.scoring import evaluate_checkpoint, format_skips
 
+    if args.json is not None:
+        check_output_file(args.json, "--json")  # before any image is scored
     result = evaluate_checkpoint(args.checkpoint, args.data, args.split, batch_size=args.batch_size,
                                  device=args.device, workers=args.workers,
                                  limit_per_class=args.limit_per_class, progress=not args.no_progress)
     text = json.dumps(result, indent=2)
-    if args.json:
+    print(text)  # first: a failing write below cannot lose the results
+    print(format_skips(result["skipped"], f"{result['split']} of {result['data']}"), file=sys.stderr)
+    if args.json is not None:
         from dflib.checkpoint import atomic_write_text
 
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(args.json, text + "\n")
-    print(text)
+        try:
+            atomic_write_text(check_output_file(args.json, "--json"), text + "\n")
+        except OSError as e:
+            raise ValueError(f"cannot write --json {args.json} ({e.strerror or e}); the results are printed "
+                             f"above") from None
     return 0
 
 
@@ -198,16 +220,25 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("sample-data", help="generate the embedded synthetic dataset (Kaggle layout)")
-    p.add_argument("--out", type=Path, help="write here (default: the user cache, reused when complete)")
+    p.add_argument("--out", help="write here (default: the user cache, reused when complete)")
     p.add_argument("--per-class", type=int, help="Train images per class (Validation/Test get a quarter)")
     p.add_argument("--size", type=int, help="image side in pixels (default 256, like Kaggle)")
     p.add_argument("--seed", type=int, help="random seed (same seed = same bytes)")
     p.add_argument("--holdout", metavar="METHOD", help="keep this manipulation out of Train")
     p.add_argument("--workers", type=int, default=1, help="processes used to generate (with --out)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing <out>/Dataset")
     p.set_defaults(func=_sample_data)
 
-    p = sub.add_parser("check-data", help="validate a dataset folder: layout, balance, duplicates")
+    p = sub.add_parser("check-data", help="validate a dataset folder: every image decodes, layout, balance, duplicates",
+                       description="Decode every image (in worker processes) and list the unreadable ones per split "
+                       "and class with the reason; report class balance and exact duplicates. Exit 1 when a class "
+                       "has no readable image, 2 when the folder is not a dataset.")
     p.add_argument("data", nargs="?", default="", help="Dataset folder (default: the embedded sample)")
+    p.add_argument("--quick", action="store_true", help="header-only check (no decoding): much faster, misses a "
+                   "corrupt image body")
+    p.add_argument("--workers", type=int, metavar="N", help="processes that decode (default: one per spare core)")
+    p.add_argument("--max-listed", type=int, default=20, metavar="N", help="list at most N unreadable files")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_check_data)
 
     p = sub.add_parser("download", help="download the Kaggle dataset with kagglehub (needs internet)")
@@ -219,7 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", nargs="+", metavar="NN", help="only these notebooks, e.g. --only 01 03")
     p.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
                    help="set a parameter of every notebook, e.g. -p data_dir /data/Dataset")
-    p.add_argument("--out", type=Path, help="write executed notebooks + html/ here (default: in place)")
+    p.add_argument("--out", help="write executed notebooks + html/ here (default: in place; with --smoke: "
+                   "runs/smoke, so the committed notebooks keep their full-run outputs)")
     p.add_argument("--dir", type=Path, help="notebook folder (default: the checkout's notebooks/)")
     p.add_argument("--no-html", action="store_true", help="skip the HTML rendering")
     p.set_defaults(func=_run_notebooks)
@@ -270,15 +302,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     from dflib.data import DownloadError, ImageReadError, LayoutError
 
     args = build_parser().parse_args(argv)
+    show = warnings.showwarning
+    # "warning: <message>" lines, not source lines from inside dflib; not while warnings are recorded (pytest)
+    if getattr(getattr(warnings, "_showwarnmsg_impl", None), "__name__", "") == "_showwarnmsg_impl":
+        warnings.showwarning = _show_warning
     try:
         return int(args.func(args) or 0)
     except (LayoutError, DownloadError, ImageReadError, ValueError, FileNotFoundError, FloatingPointError,
             PermissionError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # the last resort: a file system problem the checks above did not foresee
+        where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+        print(f"error: {e.strerror or e}{where}; check the path and its permissions", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        warnings.showwarning = show
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Print a warning as the command's own line; deprecations and the like keep Python's format."""
+    if issubclass(category, UserWarning) and not issubclass(category, DeprecationWarning):
+        print(f"warning: {message}", file=file or sys.stderr)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
 
 if __name__ == "__main__":

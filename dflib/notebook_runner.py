@@ -139,6 +139,9 @@ def run_notebooks(
                 str(book), str(tmp_target), parameters=params, cwd=str(book.parent),
                 kernel_name=kernel_name, progress_bar=False, log_output=False,
             )
+        except KeyboardInterrupt:
+            tmp_target.unlink(missing_ok=True)  # the notebook itself is untouched
+            raise
         except Exception as exc:  # papermill's PapermillExecutionError carries the cell error
             failed = target.with_name(f"{target.stem}.failed.ipynb")
             if tmp_target.exists():
@@ -155,14 +158,42 @@ def run_notebooks(
     return runs
 
 
+def smoke_out_dir(notebook_dir: str | os.PathLike | None = None) -> Path:
+    """Where ``--smoke`` writes without ``--out``: ``runs/smoke`` beside the notebook folder, never the notebooks."""
+    folder = Path(notebook_dir) if notebook_dir else default_notebook_dir()
+    return folder.resolve().parent / "runs" / "smoke"
+
+
+def _quiet_interrupt() -> None:
+    """After Ctrl-C, keep the kernel client's event loop from printing tracebacks of cancelled tasks."""
+    import logging
+
+    for name in ("asyncio", "traitlets", "papermill", "nbclient"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
 def main_run(args) -> int:  # called by the CLI
     params = {name: parse_value(value) for name, value in (args.param or [])}
+    out = Path(args.out) if args.out else args.out
+    if out is not None and not str(out).strip():
+        print("error: --out is empty; name a folder, e.g. --out runs/smoke", file=sys.stderr)
+        return 2
+    if args.smoke and out is None:
+        # A smoke run must not replace the committed notebooks' full-run outputs and HTML.
+        out = smoke_out_dir(args.dir)
+        print(f"[dflib] smoke run: executed notebooks and html/ go to {out} (pass --out to choose; the "
+              f"committed notebooks are left as they are)")
     try:
-        runs = run_notebooks(args.only, smoke=args.smoke, parameters=params, out_dir=args.out,
+        runs = run_notebooks(args.only, smoke=args.smoke, parameters=params, out_dir=out,
                              notebook_dir=args.dir, render=not args.no_html)
     except NotebookError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        _quiet_interrupt()
+        print("interrupted: the notebook that was running is unchanged (its partial copy was removed)",
+              file=sys.stderr)
+        return 130
     total = sum(r.seconds for r in runs)
     print(f"[dflib] {len(runs)} notebook(s) ran in {total:.0f} s")
     return 0

@@ -42,7 +42,7 @@ DetectorLike = Union[str, os.PathLike, Detector]
 def load_detectors(detectors: DetectorLike | Sequence[DetectorLike],
                    device: str | torch.device = "cpu") -> list[Detector]:
     """``[(model, card), ...]`` from checkpoint paths and/or ready ``(model, card)`` pairs."""
-    from dflib.checkpoint import CheckpointError, detector_paths, load_detector
+    from dflib.checkpoint import CheckpointError, check_format, detector_paths, load_detector
 
     if isinstance(detectors, (str, os.PathLike)) or (isinstance(detectors, tuple) and len(detectors) == 2
                                                       and isinstance(detectors[0], nn.Module)):
@@ -50,6 +50,7 @@ def load_detectors(detectors: DetectorLike | Sequence[DetectorLike],
     loaded = []
     for item in detectors:
         if isinstance(item, (str, os.PathLike)):
+            check_format(item)
             weights, card = detector_paths(item)
             if Path(item).expanduser().is_dir():
                 raise CheckpointError(f"checkpoint {item} is a folder; pass one detector in it "
@@ -206,6 +207,9 @@ def _score(paths: Sequence[Path], detectors: Sequence[Detector], device: torch.d
 
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"batch_size={batch_size!r} is invalid; use an integer >= 1")
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
+        raise ValueError(f"--workers {workers!r} is invalid (workers= in Python); use 0 (read in this process) "
+                         f"or a number of reading processes")
     data = _Files(paths, [card.transform() for _, card in detectors], display=explain_dir is not None)
     loader = torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=workers,
                                          collate_fn=_collate)
@@ -390,17 +394,11 @@ def format_table(df: pd.DataFrame) -> str:
 
 def check_output_path(out: str | os.PathLike) -> Path:
     """Fail early (before any model runs) when the CSV cannot be written there."""
-    path = Path(out).expanduser()
-    if path.is_dir():
-        raise ValueError(f"--out {path} is a folder; give a file name, e.g. {path / 'predictions.csv'}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ValueError(f"cannot write --out {path}: its folder cannot be created ({e.strerror or e}); "
-                         f"choose a writable location") from None
-    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise ValueError(f"cannot write --out {path}: permission denied; choose a writable location")
-    return path
+    from dflib.checkpoint import check_output_file
+
+    if Path(out).expanduser().is_dir():
+        raise ValueError(f"--out {out} is a folder; give a file name, e.g. {Path(out) / 'predictions.csv'}")
+    return check_output_file(out, "--out")
 
 
 def write_csv(df: pd.DataFrame, out: str | os.PathLike) -> Path:

@@ -14,10 +14,12 @@ about training.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
@@ -227,3 +229,84 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# --------------------------------------------------------------------------- processes on this host
+def host_name() -> str:
+    """This machine's name, as written into lock files and temporary folder names."""
+    import socket
+
+    return socket.gethostname() or "localhost"
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with id ``pid`` runs on this host (a zombie or another user's counts as alive)."""
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+class RunLockError(ValueError):
+    """A run folder is in use by another process (the message names it and the way out)."""
+
+
+LOCK_NAME = "lock"
+
+
+def acquire_run_lock(folder: str | os.PathLike, log=print) -> Path:
+    """Take ``<folder>/lock`` (pid, host and start time inside) for this process, or raise :class:`RunLockError`.
+
+    Two runs into one folder would overwrite each other's checkpoints; the second one stops here
+    instead. A lock left by a process of this host that no longer runs (killed, crashed) is taken
+    over, with a message; one from another host cannot be checked, so the message says how to
+    remove it.
+    """
+    from datetime import datetime, timezone
+
+    path = Path(folder) / LOCK_NAME
+    mine = {"pid": os.getpid(), "host": host_name(),
+            "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    for _ in range(3):
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            try:
+                held = json.loads(path.read_text(encoding="utf-8"))
+                pid, host = int(held["pid"]), str(held["host"])
+            except (OSError, ValueError, KeyError, TypeError):
+                held, pid, host = {}, -1, mine["host"]  # unreadable: a writer killed mid-write
+            if host != mine["host"]:
+                raise RunLockError(
+                    f"{path.parent} is in use by process {pid} on host {host} (since {held.get('started_utc')}); "
+                    f"wait for that run to end or choose another --name or --out (if it is gone, delete {path})")
+            if pid_alive(pid) and pid != os.getpid():
+                raise RunLockError(
+                    f"{path.parent} is in use by another training run (process {pid} on this host, since "
+                    f"{held.get('started_utc')}); wait for it to end, or choose another --name or --out")
+            log(f"taking over the stale lock {path} (process {pid} on this host no longer runs)")
+            path.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(json.dumps(mine) + "\n")
+        return path
+    raise RunLockError(f"could not take the lock {path} (another run keeps taking it); choose another --name")
+
+
+def release_run_lock(path: str | os.PathLike | None) -> None:
+    """Remove a lock taken by :func:`acquire_run_lock` (only if this process still holds it)."""
+    if path is None:
+        return
+    path = Path(path)
+    try:
+        if int(json.loads(path.read_text(encoding="utf-8")).get("pid", -1)) == os.getpid():
+            path.unlink(missing_ok=True)
+    except (OSError, ValueError, TypeError, AttributeError):
+        pass

@@ -1,9 +1,14 @@
 """The dataset and data loaders of one split of a Kaggle-layout folder.
 
-A bad file (zero bytes, truncated, not an image, too large) never crashes an epoch: files that
-fail the cheap integrity check are left out when the dataset is built, and a file that still
-fails to decode later is replaced by the next good sample of the list. Both are counted,
-listed in ``dataset.bad_files`` and reported with a warning.
+A bad file (zero bytes, truncated, not an image, too large, not a regular file) never crashes
+an epoch: files that fail the integrity check are left out when the dataset is built (counted,
+listed with their reason in ``dataset.bad_files`` and reported with a warning), and a split in
+which a class has no readable image is refused at once, before any training or scoring.
+
+A file that still fails to decode later is handled in one of two ways. Scoring
+(:func:`make_scoring_loader`, used by evaluation and validation) *skips* it and reports it:
+a number is computed only on images that were read. Training (``dataset[i]``) replaces it by
+the next good sample, so every batch keeps its size; the warning names the file.
 """
 
 from __future__ import annotations
@@ -12,15 +17,15 @@ import os
 import random
 import warnings
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Callable, Literal, NamedTuple
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler, WeightedRandomSampler
+from torch.utils.data import DataLoader, Dataset, Sampler, WeightedRandomSampler, default_collate
 
 from dflib import CLASS_NAMES
-from dflib.data.io import MAX_PIXELS, ImageReadError, quick_check, read_image, read_image_tensor
-from dflib.data.layout import DatasetLayout, discover
+from dflib.data.io import MAX_PIXELS, ImageReadError, read_image_tensor
+from dflib.data.layout import DatasetLayout, LayoutError, discover
 from dflib.data.transforms import apply_transform
 
 Check = Literal["quick", "full", "none"]
@@ -33,9 +38,10 @@ class DeepfakeDataset(Dataset):
         root: the ``Dataset`` folder, its parent, or an already discovered :class:`DatasetLayout`.
         split: ``"Train"``, ``"Validation"`` or ``"Test"`` (any letter case).
         transform: applied to the ``uint8`` tensor ``(3, H, W)``; ``None`` returns it as is.
-        check: ``"quick"`` screens every file cheaply (size, signature, end marker) when the
-            dataset is built; ``"full"`` decodes every file once (slow on big data, exact);
-            ``"none"`` trusts the folder. Decoding errors at load time are handled in all modes.
+        check: ``"quick"`` screens every file cheaply (regular file, size, signature, end marker,
+            header size) when the dataset is built; ``"full"`` decodes every file once (in
+            ``check_workers`` processes; slower, exact); ``"none"`` trusts the folder. Decoding
+            errors at load time are handled in all modes (see the module docstring).
         limit_per_class: keep a random subset of at most this many files per class (seeded),
             for quick experiments and smoke runs.
     """
@@ -50,6 +56,8 @@ class DeepfakeDataset(Dataset):
         limit_per_class: int | None = None,
         seed: int = 0,
         max_pixels: int = MAX_PIXELS,
+        check_workers: int = 0,
+        progress: bool = False,
     ) -> None:
         if check not in ("quick", "full", "none"):
             raise ValueError(f"check must be 'quick', 'full' or 'none', got {check!r}")
@@ -63,6 +71,7 @@ class DeepfakeDataset(Dataset):
         self.max_pixels = max_pixels
         self.classes = CLASS_NAMES
         self.bad_files: list[tuple[Path, str]] = []
+        self.bad_labels: list[int] = []  # the label of each bad file
 
         samples = files.samples()
         if limit_per_class is not None:
@@ -76,30 +85,39 @@ class DeepfakeDataset(Dataset):
                 keep = sorted(rng.sample(range(len(group)), min(limit_per_class, len(group))))
                 samples += [group[i] for i in keep]
         if check != "none":
-            good = []
-            for path, label in samples:
-                reason = quick_check(path)
-                if reason is None and check == "full":
-                    try:
-                        read_image(path, max_pixels=max_pixels)
-                    except ImageReadError as e:
-                        reason = str(e).split(": ", 1)[-1]
-                if reason is None:
-                    good.append((path, label))
-                else:
-                    self.bad_files.append((path, reason))
-            samples = good
+            from dflib.data.scan import scan_files
+
+            results = scan_files([p for p, _ in samples], check, workers=check_workers, max_pixels=max_pixels,
+                                 progress=progress, desc=f"checking {self.split}")
+            self.bad_files = [(path, reason) for (path, _), (reason, _) in zip(samples, results) if reason]
+            self.bad_labels = [label for (_, label), (reason, _) in zip(samples, results) if reason]
+            samples = [s for s, (reason, _) in zip(samples, results) if reason is None]
             if self.bad_files:
                 warnings.warn(
                     f"{self.split}: skipped {len(self.bad_files)} unreadable file(s) "
                     f"(see dataset.bad_files), e.g. {self.bad_files[0][0]}: {self.bad_files[0][1]}",
                     stacklevel=2,
                 )
-        if not samples:
-            raise ValueError(f"{self.split} split of {self.root} has no readable images "
-                             f"({len(self.bad_files)} bad file(s), see dataset.bad_files)")
+        self._require_both_classes(samples)
         self.samples: list[tuple[Path, int]] = samples
         self.targets: list[int] = [label for _, label in samples]
+
+    def _require_both_classes(self, samples: list[tuple[Path, int]]) -> None:
+        """Refuse a split in which a class has no readable image: nothing computed on it would mean anything."""
+        present = {label for _, label in samples}
+        missing = [name for label, name in enumerate(self.classes) if label not in present]
+        if not missing:
+            return
+        bad = {name: [f for f, label in zip(self.bad_files, self.bad_labels) if self.classes[label] == name]
+               for name in missing}
+        parts = []
+        for name in missing:
+            example = f", e.g. {bad[name][0][0]}: {bad[name][0][1]}" if bad[name] else ""
+            parts.append(f"{name}: {len(bad[name])} file(s), none readable{example}")
+        raise LayoutError(f"the {self.split} split of {self.root} has no readable images of class "
+                          f"{' or '.join(missing)} ({'; '.join(parts)}); replace the unreadable files "
+                          f"(`dflib check-data {self.root}` lists them all with their reasons) or point --data "
+                          f"at another folder")
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -107,6 +125,10 @@ class DeepfakeDataset(Dataset):
     @property
     def paths(self) -> list[Path]:
         return [p for p, _ in self.samples]
+
+    def skipped_counts(self) -> dict[str, int]:
+        """Files left out when the dataset was built (unreadable), per class name."""
+        return {name: sum(label == i for label in self.bad_labels) for i, name in enumerate(self.classes)}
 
     def class_counts(self) -> dict[str, int]:
         """Number of usable images per class name."""
@@ -122,7 +144,8 @@ class DeepfakeDataset(Dataset):
 
     def get(self, index: int, transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
             seed: int | None = None) -> tuple[torch.Tensor, int]:
-        """Sample ``index`` through ``transform``; an unreadable file is replaced by the next one.
+        """Sample ``index`` through ``transform``; an unreadable file is replaced by the next one
+        (what training wants: same batch size; scoring uses :meth:`read_or_skip` instead).
 
         The image is decoded no larger than the transform needs (its ``decode_size``); with
         ``seed`` the transform's randomness is reproducible (see :mod:`dflib.data.sampling`).
@@ -136,8 +159,9 @@ class DeepfakeDataset(Dataset):
             except ImageReadError as e:
                 path = self.samples[i][0]
                 if all(p != path for p, _ in self.bad_files):
-                    self.bad_files.append((path, str(e).split(": ", 1)[-1]))
-                    warnings.warn(f"{e}; using the next image instead", stacklevel=3)
+                    self.bad_files.append((path, e.reason))
+                    self.bad_labels.append(self.samples[i][1])
+                    warnings.warn(f"{e}; using the next image instead (scoring skips it)", stacklevel=3)
                 continue
             if transform is not None:
                 img = apply_transform(transform, img, seed)
@@ -151,10 +175,77 @@ class DeepfakeDataset(Dataset):
             return self.get(index[0], self.transform, index[1])
         return self.get(index, self.transform)
 
+    def read_or_skip(self, index: int) -> tuple:
+        """``(image, label, index)``, or ``(None, label, index, reason)`` when the file cannot be read.
+
+        What :func:`make_scoring_loader` uses: never another sample in place of an unreadable one.
+        """
+        label = self.samples[index][1]
+        try:
+            img = self.load(index, getattr(self.transform, "decode_size", None))
+        except ImageReadError as e:
+            return None, label, index, e.reason
+        if self.transform is not None:
+            img = apply_transform(self.transform, img, None)
+        return img, label, index
+
     def __repr__(self) -> str:
         counts = ", ".join(f"{k}={v}" for k, v in self.class_counts().items())
         bad = f", {len(self.bad_files)} bad file(s) skipped" if self.bad_files else ""
         return f"DeepfakeDataset({self.split}: {len(self)} images, {counts}{bad}; root={self.root})"
+
+
+class ReadBatch(NamedTuple):
+    """A scoring batch: the images that were read, their labels and dataset indices, and the skipped ones."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    index: torch.Tensor
+    skipped: list  # [(dataset index, label, reason)]
+
+
+class _Scoring(Dataset):
+    """``dataset.read_or_skip`` as a map-style dataset (a :class:`torch.utils.data.Subset` keeps its base's order)."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+        base, self.indices = dataset, None
+        if isinstance(dataset, torch.utils.data.Subset):
+            base, self.indices = dataset.dataset, list(dataset.indices)
+        if not isinstance(base, DeepfakeDataset):
+            raise TypeError(f"make_scoring_loader needs a DeepfakeDataset (or a Subset of one), got "
+                            f"{type(base).__name__}")
+        self.base = base
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, i: int) -> tuple:
+        return self.base.read_or_skip(i if self.indices is None else self.indices[i])
+
+
+def collate_readable(items: list[tuple]) -> ReadBatch:
+    """Batch the images that were read; list the others with their reason (see :class:`ReadBatch`)."""
+    good = [it for it in items if it[0] is not None]
+    skipped = [(int(it[2]), int(it[1]), str(it[3])) for it in items if it[0] is None]
+    if good:
+        x = default_collate([it[0] for it in good])
+    else:
+        x = torch.empty(0)
+    y = torch.tensor([int(it[1]) for it in good], dtype=torch.int64)
+    return ReadBatch(x, y, torch.tensor([int(it[2]) for it in good], dtype=torch.int64), skipped)
+
+
+def make_scoring_loader(dataset: Dataset, batch_size: int = 64, *, num_workers: int | None = None,
+                        device: str | torch.device | None = None) -> DataLoader:
+    """A loader for scoring (evaluation, validation) that yields one :class:`ReadBatch` per batch, in dataset order.
+
+    An image that cannot be decoded is left out of its batch and listed in ``batch.skipped``
+    with its reason; no other image takes its place (see
+    :func:`dflib.evaluation.scoring.score_loader`, which counts them).
+    """
+    return make_loader(_Scoring(dataset), batch_size, train=False, num_workers=num_workers, device=device,
+                       collate_fn=collate_readable)
 
 
 def default_num_workers() -> int:
@@ -196,10 +287,11 @@ def make_loader(
     target device is CUDA (``pin_memory`` overrides that).
     """
     if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+        raise ValueError(f"batch_size must be >= 1 (--batch-size B on the command line), got {batch_size!r}")
     workers = default_num_workers() if num_workers is None else int(num_workers)
     if workers < 0:
-        raise ValueError(f"num_workers must be >= 0, got {num_workers!r}")
+        raise ValueError(f"the number of loader workers must be >= 0 (--workers N, num_workers=N), "
+                         f"got {num_workers!r}; use 0 to load in the main process")
     if sampler is not None and balanced:
         raise ValueError("pass either balanced=True or a sampler, not both (BalancedSampler in "
                          "dflib.data.sampling draws balanced classes as a sampler)")

@@ -7,7 +7,7 @@ do not expand them (Windows ``cmd``, quoted arguments).
 
 from __future__ import annotations
 
-import glob
+import fnmatch
 import os
 import re
 from pathlib import Path
@@ -27,13 +27,60 @@ def is_image_file(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
 
-def _images_under(folder: Path) -> list[Path]:
-    """Image files under ``folder``, recursively, sorted; hidden files and folders are skipped
-    (``.ipynb_checkpoints``, macOS ``._name.jpg`` resource forks)."""
+def images_under(folder: str | os.PathLike) -> list[Path]:
+    """Files named like images under ``folder``, recursively, sorted; hidden files and folders are
+    skipped (``.ipynb_checkpoints``, macOS ``._name.jpg`` resource forks). Symbolic links to folders
+    are never followed (a ``self -> .`` or ``up -> ..`` link would repeat or never end); entries that
+    are not regular files are kept, for the reader to refuse with a reason."""
     found = []
     for root, dirs, files in os.walk(folder, followlinks=False):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not os.path.islink(os.path.join(root, d)))
         found += [Path(root) / f for f in sorted(files) if not f.startswith(".") and is_image_file(f)]
+    return found
+
+
+_images_under = images_under
+
+
+def _glob(pattern: str) -> list[Path]:
+    """``glob.glob(pattern, recursive=True)``, except that ``**`` never follows a symbolic link to a
+    folder (Python's does: a ``self -> .`` link repeats rows, an ``up -> ..`` link never ends).
+    Single-level wildcards may cross links, as their depth is fixed by the pattern."""
+    parts = Path(os.path.expanduser(pattern)).parts
+    fixed = 0
+    while fixed < len(parts) and not _GLOB_CHARS.search(parts[fixed]):
+        fixed += 1
+    found: list[Path] = []
+
+    def walk(folder: Path, rest: tuple[str, ...]) -> None:
+        if not rest:
+            found.append(folder)
+            return
+        head, tail = rest[0], rest[1:]
+        try:
+            names = sorted(os.listdir(folder))
+        except OSError:
+            return
+        if head != "**":
+            names = fnmatch.filter(names, head)
+        names = [n for n in names if not n.startswith(".") or head.startswith(".")]
+        if head == "**":
+            walk(folder, tail)  # zero folders
+            for name in names:
+                child = folder / name
+                if child.is_dir() and not child.is_symlink():
+                    walk(child, rest)
+            if not tail:  # a trailing ** also matches the files
+                found.extend(folder / n for n in names if not (folder / n).is_dir())
+            return
+        for name in names:
+            child = folder / name
+            if not tail:
+                found.append(child)
+            elif child.is_dir():
+                walk(child, tail)
+
+    walk(Path(*parts[:fixed]) if fixed else Path("."), tuple(parts[fixed:]))
     return found
 
 
@@ -63,16 +110,16 @@ def find_images(paths: Iterable[str | os.PathLike] | str | os.PathLike) -> list[
             out += images
             if not images:
                 searched.append(f"folder {path} (recursively; no file ending in {', '.join(IMAGE_EXTENSIONS)})")
-        elif path.is_file():
-            out.append(path)
+        elif path.is_file() or path.exists() or path.is_symlink():
+            out.append(path)  # a FIFO, a device or a symlink loop gets a row saying why it cannot be read
             existing += 1
         elif _GLOB_CHARS.search(text):
-            matches = sorted(glob.glob(os.path.expanduser(text), recursive=True))
+            matches = _glob(text)
             images = []
-            for m in map(Path, matches):
-                if m.is_dir():
+            for m in matches:
+                if m.is_dir() and not m.is_symlink():
                     images += _images_under(m)
-                elif m.is_file() and is_image_file(m):
+                elif not m.is_dir() and is_image_file(m):  # FIFOs and broken links get an error row
                     images.append(m)
             existing += len(images)
             out += images
@@ -89,11 +136,12 @@ def find_images(paths: Iterable[str | os.PathLike] | str | os.PathLike) -> list[
     seen: set[str] = set()
     unique = []
     for p in out:
-        key = os.path.normcase(os.path.abspath(p))
+        # One row per file however many folder links lead to it (the file itself may be a link of its own).
+        key = os.path.normcase(os.path.join(os.path.realpath(os.path.dirname(os.path.abspath(p))), p.name))
         if key not in seen:
             seen.add(key)
             unique.append(p)
     return unique
 
 
-__all__ = ["find_images", "is_image_file", "NoImagesError", "IMAGE_EXTENSIONS"]
+__all__ = ["find_images", "images_under", "is_image_file", "NoImagesError", "IMAGE_EXTENSIONS"]

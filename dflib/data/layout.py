@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 from dflib import FAKE, REAL
-from dflib.data.files import IMAGE_EXTENSIONS, is_image_file
+from dflib.data.files import IMAGE_EXTENSIONS, images_under
 
 SPLITS: tuple[str, ...] = ("Train", "Validation", "Test")
 CLASSES: Mapping[str, int] = {"real": REAL, "fake": FAKE}
@@ -41,6 +41,7 @@ class SplitFiles:
     name: str
     folders: dict[int, Path]
     files: dict[int, list[Path]] = field(default_factory=dict)
+    nested: dict[int, int] = field(default_factory=dict)  # how many of the files sit in sub-folders
 
     @property
     def counts(self) -> dict[str, int]:
@@ -108,12 +109,13 @@ def find_root(path: str | os.PathLike) -> Path:
 
 
 def _list_images(folder: Path) -> list[Path]:
-    """Image files directly in ``folder`` (by extension), sorted by name for determinism."""
-    with os.scandir(folder) as it:
-        files = [Path(e.path) for e in it
-                 if e.is_file() and is_image_file(e.name)
-                 and not e.name.startswith(".")]
-    return sorted(files)
+    """Everything named like an image under ``folder``, sub-folders included, sorted for determinism.
+
+    Sub-folders are searched (symbolic links to folders are not followed, hidden names are
+    skipped); entries that are not regular files (a FIFO, a device, a broken link) are listed
+    too, so the reader refuses them with a reason and they are counted, never silently dropped.
+    """
+    return images_under(folder)
 
 
 def discover(
@@ -152,6 +154,7 @@ def discover(
                 problems.append(f"{split_dir.name}: missing class folder {cls.capitalize()}")
                 continue
             split.files[label] = _list_images(folders[label])
+            split.nested[label] = sum(p.parent != folders[label] for p in split.files[label])
             if not split.files[label]:
                 problems.append(f"{split_dir.name}/{folders[label].name}: empty class "
                                 f"(no image files with extensions {sorted(IMAGE_EXTENSIONS)})")

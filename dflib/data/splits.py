@@ -15,16 +15,16 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from dflib import CLASS_NAMES
+from dflib.data.io import ImageReadError, read_file_bytes
 from dflib.data.layout import DatasetLayout, discover
 
 
-def file_hash(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """BLAKE2b content hash of a file (hex, 32 chars)."""
-    h = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+def file_hash(path: str | os.PathLike) -> str | None:
+    """BLAKE2b content hash of a file (hex, 32 chars), read with the bounded reader; None if unreadable."""
+    try:
+        return hashlib.blake2b(read_file_bytes(path), digest_size=16).hexdigest()
+    except ImageReadError:
+        return None
 
 
 @dataclass
@@ -68,14 +68,23 @@ class SplitReport:
         return f"SplitReport(\n{self.summary()}\n)"
 
 
-def check_splits(root: str | os.PathLike | DatasetLayout, progress: bool = True) -> SplitReport:
-    """Hash every image of every split; report duplicate groups and per-split class balance."""
+def check_splits(root: str | os.PathLike | DatasetLayout, progress: bool = True,
+                 hashes: dict[Path, str] | None = None) -> SplitReport:
+    """Hash every image of every split; report duplicate groups and per-split class balance.
+
+    ``hashes`` (path -> content hash, e.g. :attr:`dflib.data.scan.ReadReport.hashes`) saves reading
+    the files again (a file missing from it is taken as unreadable). Unreadable files take part in no group
+    (:func:`dflib.data.scan.scan_dataset` reports them).
+    """
     layout = root if isinstance(root, DatasetLayout) else discover(root)
     entries = [(split.name, CLASS_NAMES[label], path)
                for split in layout.splits.values() for path, label in split.samples()]
     by_hash: dict[str, list[tuple[str, str, Path]]] = {}
-    for entry in tqdm(entries, desc="hashing", disable=not progress, leave=False):
-        by_hash.setdefault(file_hash(entry[2]), []).append(entry)
+    known = hashes or {}
+    for entry in tqdm(entries, desc="hashing", disable=not progress or bool(known), leave=False):
+        h = known.get(entry[2]) or (None if known else file_hash(entry[2]))
+        if h is not None:
+            by_hash.setdefault(h, []).append(entry)
     groups = [g for g in by_hash.values() if len(g) > 1]
 
     rows = []
@@ -87,4 +96,4 @@ def check_splits(root: str | os.PathLike | DatasetLayout, progress: bool = True)
                 for i, g in enumerate(groups) for s, c, p in g]
     duplicates = pd.DataFrame(dup_rows, columns=["group", "split", "class", "path"])
     return SplitReport(balance=pd.DataFrame(rows), duplicates=duplicates,
-                       n_files=len(entries), groups=groups)
+                       n_files=sum(len(g) for g in by_hash.values()), groups=groups)

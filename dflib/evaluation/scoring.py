@@ -11,6 +11,7 @@ Convention: labels are fake = 1, real = 0; a score is P(fake); an image is calle
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -21,7 +22,8 @@ import torch
 from dflib.card import ModelCard
 from dflib.evaluation.metrics import accuracy, average_precision, balanced_accuracy, check_scores, roc_auc
 
-__all__ = ["summarize", "predict_logits", "predict_scores", "evaluate_checkpoint", "load_checkpoints",
+__all__ = ["summarize", "score_loader", "LoaderScores", "skip_report", "format_skips", "predict_logits",
+           "predict_scores", "evaluate_checkpoint", "load_checkpoints",
            "ScoredSplit", "score_split"]
 
 
@@ -48,8 +50,18 @@ def summarize(labels, scores, threshold: float | None = None) -> dict[str, Any]:
     return out
 
 
+@dataclass
+class LoaderScores:
+    """What :func:`score_loader` returns: one logit and label per image that was read, and the skipped ones."""
+
+    logits: torch.Tensor            # (N,) float32, CPU
+    labels: torch.Tensor            # (N,) int64
+    index: torch.Tensor | None      # (N,) dataset index of each row (scoring loaders), else None
+    skipped: list[tuple[int, int, str]]  # (dataset index, label, reason) of each image that could not be read
+
+
 @torch.inference_mode()
-def predict_logits(
+def score_loader(
     model: torch.nn.Module,
     loader,
     device: str | torch.device = "cpu",
@@ -58,16 +70,26 @@ def predict_logits(
     channels_last: bool = False,
     progress: bool = False,
     desc: str = "predict",
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits ``(N,)`` (float32, on the CPU) and labels ``(N,)`` for every batch of ``loader``."""
+) -> LoaderScores:
+    r"""Logits for every image ``loader`` could read; the others are listed, never replaced.
+
+    ``loader`` yields ``(x, y)`` batches or :class:`dflib.data.dataset.ReadBatch`\ es
+    (:func:`dflib.data.dataset.make_scoring_loader`), whose unreadable images are left out.
+    """
     from tqdm.auto import tqdm
 
     device = torch.device(device)
     was_training = model.training
     model.eval()
-    logits, labels = [], []
+    logits, labels, index, skipped = [], [], [], []
     try:
-        for x, y in tqdm(loader, desc=desc, disable=not progress, leave=False, unit="batch"):
+        for batch in tqdm(loader, desc=desc, disable=not progress, leave=False, unit="batch"):
+            x, y = batch[0], batch[1]
+            if len(batch) == 4:  # a ReadBatch
+                skipped += batch.skipped
+                index.append(batch.index)
+                if len(y) == 0:
+                    continue
             x = x.to(device, non_blocking=True)
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
@@ -77,9 +99,48 @@ def predict_logits(
             labels.append(torch.as_tensor(y).reshape(-1).cpu())
     finally:
         model.train(was_training)
-    if not logits:
-        return torch.empty(0), torch.empty(0, dtype=torch.int64)
-    return torch.cat(logits), torch.cat(labels).long()
+    cat = (lambda parts, dtype: torch.cat(parts) if parts else torch.empty(0, dtype=dtype))
+    return LoaderScores(cat(logits, torch.float32), cat(labels, torch.int64).long(),
+                        cat(index, torch.int64) if index else None, skipped)
+
+
+def predict_logits(model: torch.nn.Module, loader, device: str | torch.device = "cpu",
+                   **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits ``(N,)`` (float32, on the CPU) and labels ``(N,)`` of the images ``loader`` could read.
+
+    ``kwargs`` go to :func:`score_loader` (``amp_dtype``, ``channels_last``, ``progress``, ``desc``);
+    use it directly to know which images were skipped.
+    """
+    out = score_loader(model, loader, device, **kwargs)
+    if out.skipped:
+        warnings.warn(f"{len(out.skipped)} image(s) could not be read and were left out, e.g. dataset index "
+                      f"{out.skipped[0][0]}: {out.skipped[0][2]}", stacklevel=2)
+    return out.logits, out.labels
+
+
+def skip_report(dataset: Any, skipped: Sequence[tuple[int, int, str]] = ()) -> dict[str, Any]:
+    """Every file of ``dataset`` that no number is computed on: left out when it was built
+    (``dataset.bad_files``) or unreadable while scoring (``skipped``). JSON-friendly."""
+    from dflib import CLASS_NAMES
+
+    files = [{"path": str(p), "class": CLASS_NAMES[label], "reason": r, "when": "screening"}
+             for (p, r), label in zip(getattr(dataset, "bad_files", []), getattr(dataset, "bad_labels", []))]
+    files += [{"path": str(dataset.samples[i][0]), "class": CLASS_NAMES[label], "reason": r, "when": "decoding"}
+              for i, label, r in skipped]
+    by_class = {name: sum(f["class"] == name for f in files) for name in CLASS_NAMES}
+    return {"count": len(files), "by_class": by_class, "files": files}
+
+
+def format_skips(report: dict[str, Any], what: str, max_listed: int = 10) -> str:
+    """The lines a command prints about the files of ``report`` (:func:`skip_report`) that were left out."""
+    if not report["count"]:
+        return f"{what}: every image was read"
+    counts = ", ".join(f"{k} {v}" for k, v in report["by_class"].items() if v)
+    lines = [f"{what}: {report['count']} unreadable image(s) left out ({counts}); no number includes them"]
+    lines += [f"  skipped {f['class']}: {f['path']}: {f['reason']}" for f in report["files"][:max_listed]]
+    if report["count"] > max_listed:
+        lines.append(f"  ... and {report['count'] - max_listed} more (see 'skipped' in the JSON)")
+    return "\n".join(lines)
 
 
 def predict_scores(
@@ -113,18 +174,34 @@ def evaluate_checkpoint(
     the one chosen on validation when it was trained (``accuracy_at_threshold`` uses it).
     """
     from dflib.checkpoint import load_detector
-    from dflib.data import DeepfakeDataset, make_loader, resolve_data_dir
+    from dflib.data import DeepfakeDataset, resolve_data_dir
+    from dflib.data.dataset import make_scoring_loader
+    from dflib.evaluation.metrics import require_both_classes
     from dflib.runtime import select_device
 
     dev = select_device(device)
     model, card = load_detector(checkpoint, device=dev)
     root = resolve_data_dir(data_dir)
-    ds = DeepfakeDataset(root, split, card.transform(), limit_per_class=limit_per_class)
-    loader = make_loader(ds, batch_size, train=False, num_workers=workers, device=dev)
-    scores, labels = predict_scores(model, loader, dev, progress=progress, desc=f"evaluate {ds.split}")
-    result = summarize(labels, scores, threshold=card.threshold_or_default())
+    with warnings.catch_warnings():  # the files left out are in the result's "skipped", with their reasons
+        warnings.filterwarnings("ignore", message=".*unreadable file", category=UserWarning)
+        ds = DeepfakeDataset(root, split, card.transform(), limit_per_class=limit_per_class)
+    loader = make_scoring_loader(ds, batch_size, num_workers=workers, device=dev)
+    out = score_loader(model, loader, dev, progress=progress, desc=f"evaluate {ds.split}")
+    skipped = skip_report(ds, out.skipped)
+    labels = out.labels.numpy()
+    if labels.size == 0:
+        raise ValueError(f"no image of {ds.split} could be read ({skipped['count']} unreadable, e.g. "
+                         f"{skipped['files'][0]['path']}: {skipped['files'][0]['reason']}); check the folder "
+                         f"with `dflib check-data {root}`")
+    try:
+        require_both_classes(labels, f"the readable images of {ds.split}")
+    except ValueError as e:
+        raise ValueError(f"{e}; {skipped['count']} unreadable image(s) were left out "
+                         f"({skipped['by_class']}): replace them (`dflib check-data` lists them)") from None
+    result = summarize(labels, torch.sigmoid(out.logits).double().numpy(), threshold=card.threshold_or_default())
     return {"checkpoint": str(checkpoint), "model": card.name, "data": str(root),
-            "split": ds.split, "img_size": card.img_size, **result}
+            "split": ds.split, "img_size": card.img_size, **result,
+            "n_files": len(ds) + len(ds.bad_files), "skipped": skipped}
 
 
 # --- Several trained detectors side by side (notebook 06) --------------------------------
@@ -165,6 +242,8 @@ class ScoredSplit:
     logits: np.ndarray
     labels: np.ndarray
     dataset: Any
+    index: np.ndarray | None = None   # dataset index of each row (None: row i is dataset image i)
+    skipped: dict[str, Any] | None = None  # :func:`skip_report` of the files no score was computed on
 
     @property
     def scores(self) -> np.ndarray:
@@ -173,7 +252,9 @@ class ScoredSplit:
 
     @property
     def paths(self) -> list[Path]:
-        return list(self.dataset.paths)
+        """The file of each row (unreadable files have no row)."""
+        paths = list(self.dataset.paths)
+        return paths if self.index is None else [paths[i] for i in self.index]
 
 
 def score_split(model: torch.nn.Module, card: ModelCard, data_dir: str | os.PathLike, split: str, *,
@@ -184,11 +265,20 @@ def score_split(model: torch.nn.Module, card: ModelCard, data_dir: str | os.Path
     ``limit_per_class`` keeps a seeded subset (the same files for every model with the same
     ``seed``), for smoke runs.
     """
-    from dflib.data import DeepfakeDataset, make_loader
+    from dflib.data import DeepfakeDataset
+    from dflib.data.dataset import make_scoring_loader
 
     card = ModelCard.from_dict(card)
     ds = DeepfakeDataset(data_dir, split, card.transform(), limit_per_class=limit_per_class or None, seed=seed)
-    loader = make_loader(ds, batch_size, train=False, num_workers=workers, device=device)
-    logits, labels = predict_logits(model, loader, device, progress=progress,
-                                    desc=f"{card.name} on {ds.split}")
-    return ScoredSplit(ds.split, logits.double().numpy(), labels.numpy(), ds)
+    loader = make_scoring_loader(ds, batch_size, num_workers=workers, device=device)
+    out = score_loader(model, loader, device, progress=progress, desc=f"{card.name} on {ds.split}")
+    skipped = skip_report(ds, out.skipped)
+    if out.skipped:
+        warnings.warn(format_skips(skipped, f"{card.name} on {ds.split}"), stacklevel=2)
+        # Keep row i == dataset image i (notebooks index both alike): the unreadable ones leave the dataset.
+        gone = {i for i, _, _ in out.skipped}
+        ds.bad_files += [(ds.samples[i][0], r) for i, _, r in out.skipped]
+        ds.bad_labels += [label for _, label, _ in out.skipped]
+        ds.samples = [smp for i, smp in enumerate(ds.samples) if i not in gone]
+        ds.targets = [label for _, label in ds.samples]
+    return ScoredSplit(ds.split, out.logits.double().numpy(), out.labels.numpy(), ds, None, skipped)

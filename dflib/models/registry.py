@@ -13,6 +13,8 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
+from dflib import MAX_IMG_SIZE, MIN_IMG_SIZE
+
 from .base import Detector
 from .resnet import ResNet
 from .squeezenext import SqueezeNeXt
@@ -104,17 +106,40 @@ def create_model(name: str, num_classes: int = 1, img_size: int | None = None, *
     if unknown:
         raise ValueError(f"model {name!r} has no option(s) {unknown}; valid overrides: {', '.join(valid)}")
     size = preset.img_size if img_size is None else img_size
-    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
-        raise ValueError(f"img_size must be a positive integer (pixels), got {img_size!r}")
+    if not isinstance(size, int) or isinstance(size, bool) or not MIN_IMG_SIZE <= size <= MAX_IMG_SIZE:
+        raise ValueError(f"img_size must be a whole number of pixels from {MIN_IMG_SIZE} to {MAX_IMG_SIZE} "
+                         f"(--img-size), got {img_size!r}")
     kwargs = {**preset.kwargs, **overrides}
     if "img_size" in inspect.signature(preset.cls.__init__).parameters:
         kwargs["img_size"] = size
+    _check_size(name, num_classes, kwargs, overrides)
     try:
         model = preset.cls(num_classes=num_classes, **kwargs)
     except TypeError as err:  # e.g. a string where a number belongs
         raise ValueError(f"bad option for model {name!r} ({err}); valid overrides: {', '.join(valid)}") from err
     model.config = {"name": name, "num_classes": num_classes, "img_size": size, "overrides": dict(overrides)}
     return model
+
+
+def _check_size(name: str, num_classes: int, kwargs: dict[str, Any], overrides: dict[str, Any]) -> None:
+    """Refuse a model above ``MAX_PARAMETERS`` before any memory is allocated (it is built on the meta device)."""
+    import torch
+
+    preset = _get_preset(name)
+    try:
+        with torch.device("meta"):
+            probe = preset.cls(num_classes=num_classes, **kwargs)
+    except (TypeError, ValueError, RuntimeError):
+        return  # the real construction below reports the bad option
+    n = sum(p.numel() for p in probe.parameters())
+    if n > MAX_PARAMETERS:
+        raise ValueError(f"model {name!r} with {overrides or 'its preset options'} would have {n:,} parameters, "
+                         f"more than the {MAX_PARAMETERS:,} dflib builds (it would need {4 * n / 2**30:.0f} GB "
+                         f"for the weights alone); choose smaller options (e.g. --model-arg width=32)")
+
+
+# ViT-L/16 has 304 M parameters; a detector beyond this is a typo (width=100000), not a plan.
+MAX_PARAMETERS = 400_000_000
 
 
 def create_model_from_config(config: dict[str, Any]) -> Detector:

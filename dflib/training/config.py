@@ -9,7 +9,9 @@ generated from :class:`TrainConfig`'s fields (:mod:`dflib.cli`).
 from __future__ import annotations
 
 import math
-from dataclasses import MISSING, dataclass, field
+import os
+import re
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -103,36 +105,86 @@ class TrainConfig:
     progress: bool = setting(True, help="progress bars")
 
     def check(self) -> None:
-        """Reject bad values with a message that names the setting."""
+        """Reject bad values with a message that names the option as typed (``--flag``, ``fit(name=)``) and the fix."""
+        from dflib import MAX_IMG_SIZE, MIN_IMG_SIZE
+
+        flags = {f.name: "--" + (f.metadata.get("flag") or f.name.replace("_", "-")) for f in fields(self)}
+
         def bad(name: str, fix: str) -> ValueError:
-            return ValueError(f"{name}={getattr(self, name)!r} is invalid; {fix}")
+            v = getattr(self, name)
+            return ValueError(f"{name}={v!r} is invalid ({flags[name]} {v!r} on the command line); {fix}")
+
+        def whole(v: Any) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool)
 
         for name in ("epochs", "batch_size"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            if not whole(getattr(self, name)) or getattr(self, name) < 1:
                 raise bad(name, "use an integer >= 1")
-        if not self.lr > 0:
-            raise bad("lr", "use a positive learning rate, e.g. 1e-3")
-        if self.optimizer not in OPTIMIZER_CHOICES:
-            raise bad("optimizer", f"use one of {OPTIMIZER_CHOICES}")
-        if self.decode not in DECODE_CHOICES:
-            raise bad("decode", f"use one of {DECODE_CHOICES}")
-        if self.init not in INIT_CHOICES:
-            raise bad("init", f"use one of {INIT_CHOICES}")
-        if self.imbalance not in IMBALANCE_CHOICES:
-            raise bad("imbalance", f"use one of {IMBALANCE_CHOICES}")
-        if not 0 <= self.label_smoothing < 1:
-            raise bad("label_smoothing", "use a value in [0, 1), e.g. 0.1")
-        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
-            raise bad("threads", "use an integer >= 1, or None to choose from the free cores")
-        if self.patience is not None and self.patience < 1:
-            raise bad("patience", "use an integer >= 1, or None for no early stopping")
-        if self.grad_clip is not None and not self.grad_clip > 0:
-            raise bad("grad_clip", "use a positive max norm, or None")
-        if self.warmup_epochs < 0 or not 0 <= self.min_lr_ratio <= 1:
-            raise ValueError("warmup_epochs must be >= 0 and min_lr_ratio in [0, 1]")
         if not isinstance(self.model, str):
             raise bad("model", "pass a model name (see dflib.models.list_models()) and model_options")
+        size = self.img_size
+        if size is not None and (not whole(size) or not MIN_IMG_SIZE <= size <= MAX_IMG_SIZE):
+            raise bad("img_size", f"use a size from {MIN_IMG_SIZE} to {MAX_IMG_SIZE} pixels (e.g. 128), or leave it "
+                                  f"unset for the model preset's size")
+        if not _finite(self.lr) or not self.lr > 0:
+            raise bad("lr", "use a positive learning rate, e.g. 1e-3")
+        if not _finite(self.weight_decay) or self.weight_decay < 0:
+            raise bad("weight_decay", "use a weight decay >= 0, e.g. 0.05 (0 = none)")
+        if not _finite(self.momentum) or not 0 <= self.momentum < 1:
+            raise bad("momentum", "use a value in [0, 1), e.g. 0.9")
+        if self.optimizer not in OPTIMIZER_CHOICES:
+            raise bad("optimizer", f"use one of {', '.join(OPTIMIZER_CHOICES)}")
+        if self.imbalance not in IMBALANCE_CHOICES:
+            raise bad("imbalance", f"use one of {', '.join(IMBALANCE_CHOICES)}")
+        if self.decode not in DECODE_CHOICES:
+            raise bad("decode", f"use one of {', '.join(DECODE_CHOICES)}")
+        if self.init not in INIT_CHOICES:
+            raise bad("init", f"use one of {', '.join(INIT_CHOICES)}")
+        if not _finite(self.label_smoothing) or not 0 <= self.label_smoothing < 1:
+            raise bad("label_smoothing", "use a value in [0, 1), e.g. 0.1")
+        if self.threads is not None and (not whole(self.threads) or self.threads < 1):
+            raise bad("threads", "use an integer >= 1, or leave it unset to use the cores the loader leaves free")
+        if self.workers is not None and (not whole(self.workers) or self.workers < 0):
+            raise bad("workers", "use an integer >= 0 (0 = load in the training process), or leave it unset")
+        if self.patience is not None and (not whole(self.patience) or self.patience < 1):
+            raise bad("patience", "use an integer >= 1, or --patience 0 (patience=None) for no early stopping")
+        if self.grad_clip is not None and (not _finite(self.grad_clip) or not self.grad_clip > 0):
+            raise bad("grad_clip", "use a positive max norm, or --grad-clip 0 (grad_clip=None) for no clipping")
+        if self.limit_per_class is not None and (not whole(self.limit_per_class) or self.limit_per_class < 1):
+            raise bad("limit_per_class", "use an integer >= 1, or leave it unset to use every image")
+        if not _finite(self.warmup_epochs) or self.warmup_epochs < 0:
+            raise bad("warmup_epochs", "use a number of epochs >= 0, e.g. 1")
+        if not _finite(self.min_lr_ratio) or not 0 <= self.min_lr_ratio <= 1:
+            raise bad("min_lr_ratio", "use a ratio in [0, 1], e.g. 0.01")
+        if not str(self.out).strip():
+            raise bad("out", "name the output folder, e.g. --out models (use --out . for the current folder)")
+        name = self.name if self.name is not None else self.model
+        problem = name_problem(name)
+        if problem:
+            what = "name" if self.name is not None else "model"
+            raise ValueError(f"{flags[what]} {name!r} cannot name a run: {problem}; use one plain file name "
+                             f"made of letters, digits, '.', '_' and '-' (e.g. --name resnet18_try2)")
+
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def name_problem(name: Any) -> str | None:
+    """Why ``name`` cannot be a run's file stem (one safe path component), or None."""
+    if not isinstance(name, str) or not name:
+        return "it is empty"
+    if "/" in name or "\\" in name or os.sep in name:
+        return "it contains a path separator (the files go to --out; name is only the file stem)"
+    if name in (".", ".."):
+        return "it is a relative folder reference"
+    if not _NAME.fullmatch(name):
+        return "it has characters other than letters, digits, '.', '_' and '-', starts with one of '._-', " \
+               "or is longer than 100 characters"
+    return None
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 @dataclass(frozen=True)

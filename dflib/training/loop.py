@@ -71,6 +71,16 @@ def fit(config: TrainConfig | None = None, **settings: Any) -> TrainResult:
 def _fit(cfg: TrainConfig, info: runtime.DistInfo, device: torch.device) -> TrainResult:
     """The epoch loop; ``TrainingRun`` does the setup (folders, data, model, resume) and the saving."""
     run = TrainingRun(cfg, info, device)
+    try:
+        result = _epochs(run, cfg, info, device)
+    except BaseException:
+        run.close(failed=True)  # releases the lock; a run folder left empty is removed
+        raise
+    run.close()
+    return result
+
+
+def _epochs(run: TrainingRun, cfg: TrainConfig, info: runtime.DistInfo, device: torch.device) -> TrainResult:
     for epoch in range(run.start_epoch, cfg.epochs):
         # Every random choice of this epoch derives from (seed, epoch): resuming here is exact.
         runtime.seed_everything(runtime.derive_seed(cfg.seed, epoch, info.rank))

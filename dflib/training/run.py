@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -25,12 +26,14 @@ from tqdm.auto import tqdm
 
 from dflib import checkpoint as ckpt
 from dflib import runtime
+from dflib.data.dataset import make_scoring_loader
 from dflib.data.sampling import make_train_loader
 from dflib.card import ModelCard
 from dflib.data import (AugmentConfig, DeepfakeDataset, LayoutError, TrainTransform, default_num_workers, discover,
-                        eval_transform, make_loader, resolve_data_dir, train_transform)
+                        eval_transform, resolve_data_dir, train_transform)
 from dflib.data.device_decode import check_device_decoding, make_device_decode_loader
 from dflib.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from dflib.evaluation.scoring import format_skips, skip_report
 from dflib.models import create_model
 from dflib.models.pretrained import imagenet_init
 from dflib.training.config import RESUME_KEYS, RunPaths, TrainConfig, TrainResult
@@ -83,7 +86,18 @@ class TrainingRun:
         self.progress = cfg.progress and info.is_main
         self.amp_dtype = runtime.amp_dtype(cfg.amp, device)  # checked first: a bad choice fails fast
         self.paths = RunPaths(Path(cfg.out).expanduser(), cfg.name or cfg.model)
+        self.lock: Path | None = None
+        self.created_out = self.created_run_dir = False
         self._prepare_folders()
+        try:
+            self._setup()
+        except BaseException:
+            self.close(failed=True)
+            raise
+
+    def _setup(self) -> None:
+        """Everything between taking the run folder and the first epoch (undone by ``close`` on failure)."""
+        cfg, info, device = self.cfg, self.info, self.device
         state = ckpt.load_resume_state(self.paths.resume) if self.resuming else None
 
         runtime.seed_everything(cfg.seed)  # the initial weights depend on the seed only
@@ -94,9 +108,11 @@ class TrainingRun:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.img_size: int = self.model.config["img_size"]
         self._build_data()
+        self._clear_old_run()  # only now: the new run has its model and validated data
         if device.type == "cpu":
             local = int(os.environ.get("LOCAL_WORLD_SIZE", info.world_size))
             torch.set_num_threads(cfg.threads or runtime.cpu_threads(self.workers, local))
+        self.threads = torch.get_num_threads()
 
         if device.type == "cuda" and not cfg.deterministic:
             torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick the fastest kernels
@@ -127,9 +143,27 @@ class TrainingRun:
 
     # ------------------------------------------------------------------ setup
     def _prepare_folders(self) -> None:
-        cfg, p = self.cfg, self.paths
+        """Check the output folders and take the run's lock; nothing of an old run is deleted here."""
+        p = self.paths
+        self.created_out = not p.out.exists()
         ckpt.check_writable(p.out)
+        self.created_run_dir = not p.run_dir.exists()
         ckpt.check_writable(p.run_dir)
+        if self.info.is_main:
+            try:
+                self.lock = runtime.acquire_run_lock(p.run_dir, log=tqdm.write)
+            except BaseException:
+                self._remove_empty_run_dir()
+                raise
+        try:
+            self._check_existing()
+        except BaseException:
+            self.close(failed=True)
+            raise
+        runtime.barrier()
+
+    def _check_existing(self) -> None:
+        cfg, p = self.cfg, self.paths
         best = ckpt.detector_paths(p.best)[0]
         self.resuming = cfg.resume and p.resume.is_file()
         if not self.resuming and not cfg.overwrite and (p.resume.exists() or best.exists()):
@@ -144,9 +178,17 @@ class TrainingRun:
         if self.info.is_main:
             ckpt.clean_temp_files(p.out)
             ckpt.clean_temp_files(p.run_dir)
-            if not self.resuming:  # a new run: nothing of an old one may be mistaken for ours
-                for f in (p.resume, *ckpt.detector_paths(p.last), p.history_csv, p.history_json, p.log):
-                    f.unlink(missing_ok=True)
+
+    def _clear_old_run(self) -> None:
+        """A new run (``--overwrite`` or a first run): nothing of an old one may be mistaken for ours.
+
+        Called once the data are validated and the model is built, so a run that cannot start
+        leaves the old one intact (the old best pair stays until this run's first epoch replaces it).
+        """
+        p = self.paths
+        if self.info.is_main and not self.resuming:
+            for f in (p.resume, *ckpt.detector_paths(p.last), p.history_csv, p.history_json, p.log):
+                f.unlink(missing_ok=True)
         runtime.barrier()
 
     def _initialise(self) -> dict[str, str]:
@@ -165,6 +207,23 @@ class TrainingRun:
         """How the resumed run was initialised (its weights come from resume.pt)."""
         return dict(state.get("init") or {"method": self.cfg.init})
 
+    def _remove_empty_run_dir(self) -> None:
+        if self.created_run_dir and self.info.is_main:
+            try:
+                self.paths.run_dir.rmdir()  # only when empty; runs/ itself may hold other runs
+                self.paths.run_dir.parent.rmdir()
+                if self.created_out:
+                    self.paths.out.rmdir()
+            except OSError:
+                pass
+
+    def close(self, failed: bool = False) -> None:
+        """Release the run folder's lock; after a failure before any epoch, remove the folder if it is empty."""
+        runtime.release_run_lock(self.lock)
+        self.lock = None
+        if failed:
+            self._remove_empty_run_dir()
+
     def _build_data(self) -> None:
         cfg, info = self.cfg, self.info
         if info.enabled and not info.is_main:
@@ -179,9 +238,20 @@ class TrainingRun:
                 f"{root} has no {' and no '.join(missing)} split, but training needs Train and Validation "
                 f"(validation drives early stopping and the threshold); create {root}/"
                 f"{missing[-1]}/{{Real,Fake}} (e.g. move ~10% of Train there) or pass another --data")
-        train_base = DeepfakeDataset(layout, "Train", None, limit_per_class=cfg.limit_per_class, seed=cfg.seed)
-        val = DeepfakeDataset(layout, "Validation", eval_transform(self.img_size),
-                              limit_per_class=cfg.limit_per_class, seed=cfg.seed)
+        workers = default_num_workers() if cfg.workers is None else int(cfg.workers)
+        self.workers = workers
+        # Train is screened (headers, end markers); Validation is decoded in full, once, here: the best
+        # epoch and the threshold rest on it, so a class it lacks must stop the run before epoch 1.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            train_base = DeepfakeDataset(layout, "Train", None, limit_per_class=cfg.limit_per_class, seed=cfg.seed)
+            val = DeepfakeDataset(layout, "Validation", eval_transform(self.img_size),
+                                  limit_per_class=cfg.limit_per_class, seed=cfg.seed, check="full",
+                                  check_workers=workers, progress=self.progress)
+        for w in caught:
+            if not issubclass(w.category, UserWarning) or "unreadable" not in str(w.message):
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        self.skipped = {ds.split: skip_report(ds) for ds in (train_base, val)}
         if cfg.augment is False:
             transform = eval_transform(self.img_size)
         else:
@@ -192,9 +262,7 @@ class TrainingRun:
             transform = train_transform(self.img_size, augment)
 
         counts = train_base.class_counts()
-        self.pos_weight = counts["real"] / max(counts["fake"], 1) if cfg.imbalance == "pos_weight" else 1.0
-        workers = default_num_workers() if cfg.workers is None else int(cfg.workers)
-        self.workers = workers
+        self.pos_weight = counts["real"] / counts["fake"] if cfg.imbalance == "pos_weight" else 1.0
         self.decode_on_device = isinstance(transform, TrainTransform) and decode_on_device(cfg.decode, self.device)
         batched = isinstance(transform, TrainTransform) and (augment_on_device(self.device) or self.decode_on_device)
         self.train_transform = transform if batched else None
@@ -211,13 +279,13 @@ class TrainingRun:
                              f"than one batch of {cfg.batch_size}; lower --batch-size")
         # Each rank scores every world_size-th validation image; the scores are gathered afterwards.
         val_part = Subset(val, range(info.rank, len(val), info.world_size)) if info.enabled else val
-        self.val_loader = make_loader(val_part, cfg.batch_size * 2, train=False, num_workers=workers,
-                                      device=self.device)
+        self.val_loader = make_scoring_loader(val_part, cfg.batch_size * 2, num_workers=workers, device=self.device)
         self.data_card = {
             "source": "folder" if str(cfg.data_dir).strip() else "embedded synthetic sample (dflib.data.synthetic)",
             "root": str(root),
             "counts": layout.counts(),
             "used": {"Train": counts, "Validation": val.class_counts()},
+            "skipped": self.skipped,
             "limit_per_class": cfg.limit_per_class,
             "fingerprint": ckpt.data_fingerprint(train_base.paths, root),
             "validation_fingerprint": ckpt.data_fingerprint(val.paths, root),
@@ -242,6 +310,11 @@ class TrainingRun:
             raise ckpt.CheckpointError(
                 f"cannot resume {self.paths.resume}: it was started with other settings or data "
                 f"({'; '.join(diffs)}); rerun with the original settings, or pass --overwrite to start again")
+        before = state.get("threads")
+        if self.device.type == "cpu" and before is not None and int(before) != self.threads:
+            self.log(f"warning: resuming with {self.threads} compute thread(s), the run used {before}: the result "
+                     f"will be close to, but not bit-exact with, an uninterrupted run (pass --threads {before} "
+                     f"for an exact resume)")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -269,6 +342,9 @@ class TrainingRun:
                  + " ".join(str(v) for k, v in self.init.items() if k != "library"))
         self.log(f"data {d['root']}: Train real {tr['real']} fake {tr['fake']}, Validation real "
                  f"{va['real']} fake {va['fake']}; class imbalance: {balance}")
+        for split, report in d["skipped"].items():
+            if report["count"]:
+                self.log(format_skips(report, split))
         threads = f"{torch.get_num_threads()} compute thread(s) + " if self.device.type == "cpu" else ""
         where = "JPEGs decoded on " + str(self.device) if self.decode_on_device else "decoded by the loader"
         self.log(f"{steps} batches of {cfg.batch_size} per epoch, {threads}{self.workers} loader worker(s), {where}; "
@@ -334,6 +410,7 @@ class TrainingRun:
             "stopped_early": self.stopper.should_stop,
             "config": self._config_dict(),
             "world_size": self.info.world_size,
+            "threads": self.threads,
             "data": {k: self.data_card[k] for k in ("fingerprint", "validation_fingerprint")},
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from dflib import runtime
 from dflib.data.sampling import finish_batch
 from dflib.evaluation.metrics import accuracy, average_precision, balanced_accuracy, choose_threshold, roc_auc
-from dflib.evaluation.scoring import predict_logits
+from dflib.evaluation.scoring import score_loader
 from dflib.training.config import TrainConfig
 
 
@@ -128,10 +128,19 @@ def train_one_epoch(model, loader, criterion, optimizer, scheduler, scaler, devi
 
 def validate(model: nn.Module, loader, device: torch.device, *, amp_dtype=None, channels_last=False,
              progress: bool = True) -> dict[str, float]:
-    """Score the validation loader (all ranks' shares gathered); loss, accuracy, AUC, AP, threshold."""
-    logits, labels = predict_logits(model, loader, device, amp_dtype=amp_dtype,
-                                    channels_last=channels_last, progress=progress, desc="validate")
-    logits, labels = runtime.all_gather_cat(logits), runtime.all_gather_cat(labels)
+    """Score the validation loader (all ranks' shares gathered); loss, accuracy, AUC, AP, threshold.
+
+    Only images that were read are scored (a file that fails to decode now is left out and counted
+    in ``val_skipped``); a class left with no image stops the run with a message naming the fix.
+    """
+    out = score_loader(model, loader, device, amp_dtype=amp_dtype, channels_last=channels_last,
+                       progress=progress, desc="validate")
+    logits, labels = runtime.all_gather_cat(out.logits), runtime.all_gather_cat(out.labels)
+    skipped = int(runtime.all_reduce_sum([len(out.skipped)], device)[0])
+    present = set(labels.tolist())
+    if present != {0, 1}:
+        raise ValueError(f"validation has no readable {'fake' if 1 not in present else 'real'} image this epoch "
+                         f"({skipped} unreadable); replace the broken Validation files (`dflib check-data` lists them)")
     scores = torch.sigmoid(logits).double().numpy()
     y = labels.numpy()
     threshold = choose_threshold(y, scores)
@@ -142,4 +151,6 @@ def validate(model: nn.Module, loader, device: torch.device, *, amp_dtype=None, 
         "val_average_precision": average_precision(y, scores),
         "val_threshold": threshold,
         "val_balanced_accuracy": balanced_accuracy(y, scores, threshold),  # optimistic: same data
+        "val_images": int(y.size),
+        "val_skipped": skipped,
     }

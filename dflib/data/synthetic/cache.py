@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 from pathlib import Path
 
-from .generate import CLASSES, SampleConfig, generate_sample, resolve_config
+from .generate import CLASSES, SampleConfig, generate_sample, partial_token, remove_stale_partials, resolve_config
 
 MARKER = "complete.json"
 
@@ -62,7 +61,9 @@ def ensure_sample(config: SampleConfig | None = None, *, cache_dir=None, progres
     if is_complete(folder, config):
         return folder / "Dataset"
 
-    token = f"{os.getpid()}-{secrets.token_hex(4)}"
+    if root.is_dir():
+        remove_stale_partials(root, folder.name)
+    token = partial_token()
     tmp = root / f".{folder.name}.partial-{token}"
     try:
         generate_sample(tmp, config, progress=progress, workers=workers)

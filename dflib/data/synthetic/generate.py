@@ -210,6 +210,33 @@ def _prepare_out_dir(out_dir) -> Path:
     return out
 
 
+def partial_token() -> str:
+    """``<host>-<pid>-<random>``: names a temporary folder so a later run can tell whether its writer is gone."""
+    from dflib.runtime import host_name
+
+    return f"{host_name()}-{os.getpid()}-{secrets.token_hex(4)}"
+
+
+def remove_stale_partials(folder: Path, stem: str) -> int:
+    """Delete the hidden ``.<stem>.partial-*`` folders of killed runs on this host (and ``.<stem>.stale-*``
+    leftovers); return how many. A partial folder of a process that still runs, or of another host, is kept."""
+    from dflib.runtime import host_name, pid_alive
+
+    removed = 0
+    for path in sorted(folder.glob(f".{stem}.partial-*")) + sorted(folder.glob(f".{stem}.stale-*")):
+        rest = path.name.split(".partial-", 1)[1] if ".partial-" in path.name else None
+        if rest is not None:
+            parts = rest.rsplit("-", 2)
+            host, pid = (parts[0], parts[1]) if len(parts) == 3 else (host_name(), parts[0])
+            if host != host_name() or not pid.isdigit() or pid_alive(int(pid)):
+                continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed += not path.exists()
+    if removed:
+        print(f"removed {removed} partial folder(s) of interrupted sample generation in {folder}", file=sys.stderr)
+    return removed
+
+
 def generate_sample(out_dir, config: SampleConfig | None = None, *, progress: bool = True, workers: int = 1,
                     overwrite: bool = False, **overrides) -> Path:
     """Generate the dataset into `<out_dir>/Dataset` and return that path.
@@ -225,8 +252,10 @@ def generate_sample(out_dir, config: SampleConfig | None = None, *, progress: bo
     out = _prepare_out_dir(out_dir)
     final = out / "Dataset"
     if final.exists() and any(final.iterdir()) and not overwrite:
-        raise ValueError(f"{final} already exists and is not empty; pass overwrite=True or another out_dir")
-    tmp = out / f".Dataset.partial-{os.getpid()}-{secrets.token_hex(4)}"
+        raise ValueError(f"{final} already exists and is not empty; pass --overwrite (overwrite=True) to "
+                         f"replace it, or another --out (out_dir)")
+    remove_stale_partials(out, "Dataset")
+    tmp = out / f".Dataset.partial-{partial_token()}"
     try:
         for split in SPLITS:
             for cls in CLASSES:
