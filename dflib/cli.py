@@ -189,7 +189,9 @@ def _predict(args: argparse.Namespace) -> int:
     if args.out is not None:
         out = write_csv(df, args.out)
         n_bad = int(df["error"].notna().sum())
-        print(f"{len(df)} image(s) -> {out}" + (f" ({n_bad} unreadable, see the error column)" if n_bad else ""))
+        what = (f"{int(df['face'].notna().sum())} face(s) in {df['path'].nunique()} image(s)" if args.faces
+                else f"{len(df)} image(s)")
+        print(f"{what} -> {out}" + (f" ({n_bad} unreadable, see the error column)" if n_bad else ""))
     else:
         if args.faces:
             from dflib.predict_faces import format_faces_table
