@@ -149,7 +149,9 @@ def face_boxes(image, boxes: Sequence[Sequence[float]], scores: Sequence[float] 
             if j == 0 and np.isfinite(seq[k]):
                 colour = WRONG if seq[k] >= thresholds[key] else RIGHT
         ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor=colour, linewidth=2))
-        ax.text(x0, y0 - 4, "\n".join(lines), color="white", fontsize=7.5, va="bottom",
+        below = y1 + 0.25 * h < h or y0 < 0.25 * h  # the label under the box (not over the face) when it fits
+        ax.text(x0, y1 + 4 if below else y0 - 4, "\n".join(lines), color="white", fontsize=7.5,
+                va="top" if below else "bottom",
                 bbox={"facecolor": colour, "alpha": 0.85, "pad": 2, "edgecolor": "none"})
     ax.set_title(f"{len(boxes)} face(s)", fontsize=9)
     for k in range(n_crops):
