@@ -232,13 +232,14 @@ def format_faces_table(df: pd.DataFrame) -> str:
     for c in ("note", "error"):
         if c in shown and shown[c].isna().all():
             shown = shown.drop(columns=c)
-    text = shown.fillna("").astype(str).to_string(index=False)
+    shown = shown.astype(object)
+    text = shown.where(shown.notna(), "").astype(str).to_string(index=False)
     n_faces = int(df["face"].notna().sum())
     n_images = df["path"].nunique()
     n_none = int((df["face"].isna() & df["error"].isna()).sum())
     n_bad = int(df["error"].notna().sum())
     return text + (f"\n{n_faces} face(s) in {n_images} image(s), {df['model'].iloc[0]}, threshold "
-                   f"{df['threshold'].iloc[0]:.4g}: {int((df['label'] == 'fake').sum())} fake, "
-                   f"{int((df['label'] == 'real').sum())} real"
+                   f"{df['threshold'].iloc[0]:.4g}: {int(df['p_fake'].notna().sum())} row(s) scored, "
+                   f"{int((df['label'] == 'fake').sum())} fake, {int((df['label'] == 'real').sum())} real"
                    + (f", {n_none} image(s) without a face" if n_none else "")
                    + (f", {n_bad} unreadable" if n_bad else ""))

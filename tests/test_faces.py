@@ -193,6 +193,12 @@ def test_cli_predict_faces_on_grace_hopper_finds_one_face(tmp_path, capsys):
     assert main(["predict", str(GRACE), "--checkpoint", str(shipped), "--faces", "--no-progress",
                  "--device", "cpu"]) == 0
     assert "1 face(s) in 1 image(s)" in capsys.readouterr().out
+    tight = tmp_path / "crop.png"  # a table with a face-less row too (empty face and box cells)
+    Image.new("RGB", (256, 256), (120, 100, 90)).save(tight)
+    assert main(["predict", str(GRACE), str(tight), "--checkpoint", str(shipped), "--faces", "--no-progress",
+                 "--device", "cpu"]) == 0
+    text = capsys.readouterr().out
+    assert "scored whole" in text and "1 face(s) in 2 image(s)" in text and "1 image(s) without a face" in text
 
 
 def test_face_boxes_plot():
