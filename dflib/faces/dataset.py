@@ -16,7 +16,9 @@ the photos that have a face, per class; a Kaggle-layout ``SRC`` keeps its own sp
 Safe to interrupt and re-run: detections are journaled in ``OUT/.crop-faces/`` as they come,
 each crop is written atomically (temporary file + ``os.replace``), and a re-run only detects the
 photos not yet seen and writes the crops not yet there, then completes the manifest. Run it
-again with the same settings (other settings need another ``OUT``).
+again with the same settings (other settings need another ``OUT``); photos added to ``SRC`` in
+the meantime are detected and the split is drawn again, and crops the new manifest does not list
+are removed from ``OUT/Dataset`` (it is crop-faces' own folder).
 """
 
 from __future__ import annotations
