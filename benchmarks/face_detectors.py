@@ -1,6 +1,6 @@
 """Which face detector does ``dflib predict --faces`` use? Candidates measured side by side.
 
-    python benchmarks/face_detectors.py [--synthetic 200] [--markdown benchmarks/face_detectors.md]
+    python benchmarks/face_detectors.py [--synthetic 200] [--markdown TABLE.md]   # results: face_detectors.md
 
 Only detectors whose weights come inside a registry wheel qualify (nothing may download at run
 time). For each installed candidate this measures, in one process:
