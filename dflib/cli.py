@@ -177,7 +177,12 @@ def _predict(args: argparse.Namespace) -> int:
     common = dict(batch_size=args.batch_size, device=args.device, workers=args.workers,
                   progress=not args.no_progress)
     if args.faces:
-        common.update(faces=True, min_face=args.min_face, face_threshold=args.face_threshold)
+        from dflib.faces.detect import MIN_FACE, THRESHOLD
+
+        common.update(faces=True, min_face=MIN_FACE if args.min_face is None else args.min_face,
+                      face_threshold=THRESHOLD if args.face_threshold is None else args.face_threshold)
+    elif args.min_face is not None or args.face_threshold is not None:
+        raise ValueError("--min-face and --face-threshold work with --faces; add --faces to find faces first")
     if len(checkpoints) == 1:
         df = predict_paths(args.paths, checkpoints[0], args.threshold, explain_dir=args.explain, **common)
     else:
@@ -286,9 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p.add_argument("--faces", action="store_true", help="find the faces first and score each one cropped like a "
                    "training image (one row per face: face, x0, y0, x1, y1, note); needs pip install 'dflib[faces]'")
-    p.add_argument("--min-face", type=float, default=MIN_FACE, metavar="PX",
+    p.add_argument("--min-face", type=float, metavar="PX",
                    help=f"with --faces: the smallest face looked for, in pixels (default {MIN_FACE})")
-    p.add_argument("--face-threshold", type=float, default=THRESHOLD, metavar="S",
+    p.add_argument("--face-threshold", type=float, metavar="S",
                    help=f"with --faces: the face detector's score threshold (default {THRESHOLD}; lower finds more)")
     p.set_defaults(func=_predict)
 

@@ -201,6 +201,11 @@ def test_cli_predict_faces_on_grace_hopper_finds_one_face(tmp_path, capsys):
     assert "scored whole" in text and "1 face(s) in 2 image(s)" in text and "1 image(s) without a face" in text
 
 
+def test_face_options_need_faces(checkpoint, capsys):
+    assert main(["predict", str(GRACE), "--checkpoint", str(checkpoint), "--min-face", "20", "--no-progress"]) == 2
+    assert "work with --faces" in capsys.readouterr().err
+
+
 def test_face_boxes_plot():
     from dflib import plots
 
