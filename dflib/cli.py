@@ -8,6 +8,8 @@
                 [--out DIR] [--name NAME] [--resume] [--overwrite] [--seed S] [--device auto] ...
     dflib evaluate --checkpoint PATH [--data DIR] [--split Test] [--json OUT]
     dflib predict PATH... --checkpoint PATH [--out CSV] [--threshold T] [--explain DIR] [--batch-size B]
+                  [--faces [--min-face PX] [--face-threshold S]]
+    dflib crop-faces SRC OUT [--split 0.8 0.1 0.1] [--seed S] [--size PX] [--workers N]
 
 ``train`` writes ``<out>/<name>.safetensors`` + ``<out>/<name>.json`` (the best epoch) and
 ``<out>/runs/<name>/`` (last checkpoint, resume.pt, history.csv/json, train.log); see
@@ -196,6 +198,13 @@ def _predict(args: argparse.Namespace) -> int:
     checkpoints = args.checkpoint
     common = dict(batch_size=args.batch_size, device=args.device, workers=args.workers,
                   progress=not args.no_progress)
+    if args.faces:
+        from dflib.faces.detect import MIN_FACE, THRESHOLD
+
+        common.update(faces=True, min_face=MIN_FACE if args.min_face is None else args.min_face,
+                      face_threshold=THRESHOLD if args.face_threshold is None else args.face_threshold)
+    elif args.min_face is not None or args.face_threshold is not None:
+        raise ValueError("--min-face and --face-threshold work with --faces; add --faces to find faces first")
     if len(checkpoints) == 1:
         df = predict_paths(args.paths, checkpoints[0], args.threshold, explain_dir=args.explain, **common)
     else:
@@ -207,11 +216,28 @@ def _predict(args: argparse.Namespace) -> int:
     if args.out is not None:
         out = write_csv(df, args.out)
         n_bad = int(df["error"].notna().sum())
-        print(f"{len(df)} image(s) -> {out}" + (f" ({n_bad} unreadable, see the error column)" if n_bad else ""))
+        what = (f"{int(df['face'].notna().sum())} face(s) in {df['path'].nunique()} image(s)" if args.faces
+                else f"{len(df)} image(s)")
+        print(f"{what} -> {out}" + (f" ({n_bad} unreadable, see the error column)" if n_bad else ""))
     else:
-        print(format_table(df))
+        if args.faces:
+            from dflib.predict_faces import format_faces_table
+
+            print(format_faces_table(df))
+        else:
+            print(format_table(df))
     if args.explain is not None:
         print(f"{len(df.attrs.get('explanations', {}))} explanation overlay(s) -> {args.explain}")
+    return 0
+
+
+def _crop_faces(args: argparse.Namespace) -> int:
+    from dflib.faces.dataset import crop_faces
+
+    report = crop_faces(args.src, args.out, split=args.split, seed=args.seed, size=args.size,
+                        min_face=args.min_face, face_threshold=args.face_threshold, workers=args.workers,
+                        progress=not args.no_progress)
+    print(report.summary())
     return 0
 
 
@@ -293,13 +319,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, mps")
     p.add_argument("--workers", type=int, default=0, metavar="N", help="image-reading processes (default 0: in-process)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    from dflib.faces.detect import MIN_FACE, THRESHOLD
+
+    p.add_argument("--faces", action="store_true", help="find the faces first and score each one cropped like a "
+                   "training image (one row per face: face, x0, y0, x1, y1, note); needs pip install 'dflib[faces]'")
+    p.add_argument("--min-face", type=float, metavar="PX",
+                   help=f"with --faces: the smallest face looked for, in pixels (default {MIN_FACE})")
+    p.add_argument("--face-threshold", type=float, metavar="S",
+                   help=f"with --faces: the face detector's score threshold (default {THRESHOLD}; lower finds more)")
     p.set_defaults(func=_predict)
+
+    p = sub.add_parser("crop-faces", help="make a dataset of face crops (Kaggle layout) from a folder of photos",
+                       description="Find the faces in photos under SRC (SRC/Real, SRC/Fake, or the Kaggle layout) "
+                       "and write crops framed like the training data to OUT/Dataset/{Train,Validation,Test}/"
+                       "{Real,Fake}/, with OUT/manifest.csv (source -> crop, boxes). Photos without a face are "
+                       "counted, listed and skipped. Safe to interrupt: run it again to finish.")
+    p.add_argument("src", type=Path, metavar="SRC", help="folder with Real/ and Fake/ (or Train/Validation/Test)")
+    p.add_argument("out", type=Path, metavar="OUT", help="output folder (gets Dataset/ and manifest.csv)")
+    p.add_argument("--split", type=float, nargs=3, metavar=("TRAIN", "VAL", "TEST"),
+                   help="split the photos by seed (default 0.8 0.1 0.1; a Kaggle-layout SRC keeps its splits)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the split (default 0)")
+    p.add_argument("--size", type=int, default=256, metavar="PX", help="crop side in pixels (default 256, like Kaggle)")
+    p.add_argument("--min-face", type=float, default=MIN_FACE, metavar="PX",
+                   help=f"the smallest face looked for, in pixels (default {MIN_FACE})")
+    p.add_argument("--face-threshold", type=float, default=THRESHOLD, metavar="S",
+                   help=f"the face detector's score threshold (default {THRESHOLD})")
+    p.add_argument("--workers", type=int, default=1, metavar="N", help="processes (default 1)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_crop_faces)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dflib`` console script."""
     from dflib.data import DownloadError, ImageReadError, LayoutError
+    from dflib.faces.detect import FacesUnavailableError
 
     args = build_parser().parse_args(argv)
     show = warnings.showwarning
@@ -309,7 +363,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (LayoutError, DownloadError, ImageReadError, ValueError, FileNotFoundError, FloatingPointError,
-            PermissionError) as e:
+            PermissionError, FacesUnavailableError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except OSError as e:  # the last resort: a file system problem the checks above did not foresee

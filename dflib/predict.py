@@ -14,6 +14,10 @@ detector was trained (in its card), else 0.5, unless you pass one.
 
 A file that cannot be read (corrupt, truncated, zero bytes, a text file named ``.jpg``) gets a
 row of its own with ``error`` filled and ``p_fake``/``label`` empty; it never stops the batch.
+
+``faces=True`` (``dflib predict --faces``) finds the faces in each photo first and scores each
+one cropped like a training image: one row per face, with the face columns of
+:mod:`dflib.predict_faces` (``face``, box ``x0, y0, x1, y1``, ``note``); needs ``dflib[faces]``.
 """
 
 from __future__ import annotations
@@ -273,7 +277,7 @@ def _frame(paths: Sequence[Path], p_fake: np.ndarray, errors: Sequence[str], thr
 def predict_paths(paths: Iterable[str | os.PathLike] | str | os.PathLike, checkpoint: DetectorLike,
                   threshold: float | None = None, *, batch_size: int = 32, device: str | torch.device = "auto",
                   explain_dir: str | os.PathLike | None = None, workers: int = 0,
-                  progress: bool = True) -> pd.DataFrame:
+                  progress: bool = True, faces: bool = False, **face_options: float) -> pd.DataFrame:
     """Score every image under ``paths`` with one detector; one row per file, columns ``COLUMNS``.
 
     ``checkpoint`` is a checkpoint path (either file of the pair) or a ``(model, card)`` pair.
@@ -281,7 +285,8 @@ def predict_paths(paths: Iterable[str | os.PathLike] | str | os.PathLike, checkp
     files get ``p_fake``/``label`` NaN and ``error`` filled (``error`` is NaN for good rows).
     ``explain_dir`` writes one heatmap overlay PNG per readable image (Grad-CAM for CNNs,
     attention rollout for ViTs, see :mod:`dflib.explain`); ``df.attrs["explanations"]`` maps
-    each path to its PNG.
+    each path to its PNG. ``faces=True`` scores each face found instead (one row per face, see
+    :mod:`dflib.predict_faces`; ``face_options``: ``min_face``, ``max_pixels``, ``face_threshold``).
     """
     from dflib.runtime import select_device
 
@@ -293,6 +298,9 @@ def predict_paths(paths: Iterable[str | os.PathLike] | str | os.PathLike, checkp
     if len(detectors) != 1:
         raise ValueError("predict_paths takes one detector; use predict_ensemble for several")
     t = detectors[0][1].threshold_or_default() if threshold is None else threshold
+    if faces:
+        return _predict_faces(files, detectors, dev, t, batch_size=batch_size, workers=workers, progress=progress,
+                              explain_dir=folder, **face_options)
     probs, errors, explain_errors = _score(files, detectors, dev, batch_size=batch_size, workers=workers,
                                            progress=progress, explain_dir=folder)
     df = _frame(files, probs[:, 0], errors, t, _names(detectors)[0])
@@ -307,7 +315,7 @@ def predict_paths(paths: Iterable[str | os.PathLike] | str | os.PathLike, checkp
 def predict_ensemble(paths: Iterable[str | os.PathLike] | str | os.PathLike,
                      checkpoints: Sequence[DetectorLike], threshold: float | None = None, *,
                      batch_size: int = 32, device: str | torch.device = "auto", workers: int = 0,
-                     progress: bool = True) -> pd.DataFrame:
+                     progress: bool = True, faces: bool = False, **face_options: float) -> pd.DataFrame:
     """Score with several detectors and average their P(fake) (a soft-voting ensemble).
 
     Each image is read once and prepared for each detector as its card says. The result has
@@ -315,6 +323,7 @@ def predict_ensemble(paths: Iterable[str | os.PathLike] | str | os.PathLike,
     ``ensemble(a+b+...)``) plus one ``p_fake_<name>`` column per detector. ``threshold``
     defaults to 0.5: the members' validation thresholds do not carry over to their average (pick
     one for the ensemble on validation scores, e.g. with :mod:`dflib.evaluation.scoring`).
+    ``faces=True``: one row per face, as in :func:`predict_paths`.
     """
     from dflib.runtime import select_device
 
@@ -322,6 +331,10 @@ def predict_ensemble(paths: Iterable[str | os.PathLike] | str | os.PathLike,
     files = find_images(paths)
     dev = select_device(device)
     detectors = load_detectors(checkpoints, dev)
+    if faces:
+        t = DEFAULT_THRESHOLD if threshold is None else threshold
+        return _predict_faces(files, detectors, dev, t, batch_size=batch_size, workers=workers, progress=progress,
+                              **face_options)
     probs, errors, _ = _score(files, detectors, dev, batch_size=batch_size, workers=workers, progress=progress)
     names = _names(detectors)
     mean = probs.mean(axis=1)
@@ -330,6 +343,28 @@ def predict_ensemble(paths: Iterable[str | os.PathLike] | str | os.PathLike,
     df = _frame(files, mean, errors, t, label)
     for k, name in enumerate(names):
         df[f"p_fake_{name}"] = probs[:, k]
+    return df
+
+
+def _predict_faces(files: Sequence[Path], detectors: Sequence[Detector], dev: torch.device, threshold: float, *,
+                   batch_size: int, workers: int, progress: bool, explain_dir: Path | None = None,
+                   **face_options: float) -> pd.DataFrame:
+    """Face mode of :func:`predict_paths` and :func:`predict_ensemble`: one row per face."""
+    from dflib.predict_faces import score_faces
+
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"batch_size={batch_size!r} is invalid; use an integer >= 1")
+    names = _names(detectors)
+    targets = [explain_dir / n for n in explain_filenames(files)] if explain_dir is not None else None
+    res = score_faces(files, detectors, dev, batch_size=batch_size, workers=workers, progress=progress,
+                      threshold=threshold, read_error=_read_error, explain_targets=targets, **face_options)
+    label = names[0] if len(names) == 1 else f"ensemble({'+'.join(names)})"
+    df = pd.concat([_frame(res.paths, res.probs.mean(axis=1), res.errors, threshold, label), res.columns], axis=1)
+    if len(names) > 1:
+        for k, name in enumerate(names):
+            df[f"p_fake_{name}"] = res.probs[:, k]
+    if explain_dir is not None:
+        df.attrs["explanations"], df.attrs["explain_errors"] = res.explanations, res.explain_errors
     return df
 
 

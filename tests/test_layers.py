@@ -19,9 +19,10 @@ ROOT = Path(__file__).resolve().parent.parent / "dflib"
 LAYERS = {
     "dflib": 0, "dflib.runtime": 0,
     "dflib.data": 1, "dflib.models": 1,
-    "dflib.card": 2,
+    "dflib.card": 2, "dflib.faces": 2,  # faces: detection and cropping, just above data (knows no model)
     "dflib.checkpoint": 3,
     "dflib.evaluation": 4, "dflib.explain": 4,
+    "dflib.predict_faces": 4.5,  # predict's face mode: faces + explain below it, predict above it
     "dflib.training": 5, "dflib.plots": 5, "dflib.predict": 5, "dflib.export": 5,
     "dflib.notebook_runner": 5,
     "dflib.cli": 6,

@@ -8,7 +8,7 @@
 * :mod:`~dflib.plots.training`: learning curves (notebook 05);
 * :mod:`~dflib.plots.evaluation`: ROC/PR curves, confusion matrices, calibration, robustness,
   per-manipulation bars, mistakes (notebook 06);
-* :mod:`~dflib.plots.inference`: the prediction grid (notebook 07).
+* :mod:`~dflib.plots.inference`: the prediction grid, faces found in a photo (notebook 07).
 
 Bars, histograms and confusion matrices are seaborn plots of tidy frames (one row per bar or
 image), in the class colours where classes are shown; curves and image panels are plain matplotlib.
@@ -21,7 +21,7 @@ from dflib.plots.common import CLASS_COLORS, CLASSES, as_hwc, image_grid, save_f
 from dflib.plots.data import class_balance, feature_histograms, spectra
 from dflib.plots.evaluation import (confusion_matrices, degradation_examples, mistake_gallery, per_method_bars,
                                     pr_curves, reliability_diagrams, robustness_curves, roc_curves)
-from dflib.plots.inference import prediction_grid
+from dflib.plots.inference import face_boxes, prediction_grid
 from dflib.plots.training import compare_runs, training_curves
 
 __all__ = [
@@ -31,5 +31,5 @@ __all__ = [
     "compare_runs", "training_curves",
     "confusion_matrices", "degradation_examples", "mistake_gallery", "per_method_bars", "pr_curves",
     "reliability_diagrams", "robustness_curves", "roc_curves",
-    "prediction_grid",
+    "face_boxes", "prediction_grid",
 ]

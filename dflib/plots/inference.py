@@ -109,4 +109,59 @@ def prediction_grid(images: Sequence, names: Sequence[str], scores: Mapping[str,
     return fig
 
 
-__all__ = ["prediction_grid"]
+def face_boxes(image, boxes: Sequence[Sequence[float]], scores: Sequence[float] | Mapping[str, Sequence[float]]
+               | None = None, threshold: float | Mapping[str, float] = 0.5, crops: Sequence | None = None,
+               title: str = "Faces found, and what each detector says about them", size: float = 4.0) -> plt.Figure:
+    """The photo with each face's box (``x0, y0, x1, y1`` in its pixels), numbered as in the predictions.
+
+    ``scores``: P(fake) per box, or ``{detector: P(fake) per box}``; each box is labelled with its
+    scores and decisions at ``threshold`` (one value, or one per detector), red when the first
+    detector says fake. ``crops``: the face crops the detectors saw, drawn to the right of the photo.
+    """
+    from matplotlib.patches import Rectangle
+
+    arr = as_hwc(image)
+    if isinstance(scores, Mapping):
+        per = {str(k): list(v) for k, v in scores.items()}
+    else:
+        per = {"P(fake)": list(scores)} if scores is not None else {}
+    for key, seq in per.items():
+        if len(seq) != len(boxes):
+            raise ValueError(f"scores[{key!r}] has {len(seq)} entries for {len(boxes)} boxes; give one per box")
+    if crops is not None and len(crops) != len(boxes):
+        raise ValueError(f"{len(crops)} crops for {len(boxes)} boxes; give one crop per box")
+    thresholds = threshold if isinstance(threshold, Mapping) else dict.fromkeys(per, float(threshold))
+    n_crops = len(crops) if crops is not None else 0
+    h, w = arr.shape[:2]
+    width = size * w / h
+    fig = plt.figure(figsize=(width + size * 0.75 * min(n_crops, 4), size + 0.6))
+    grid = fig.add_gridspec(max(1, math.ceil(n_crops / 4)) if n_crops else 1, 1 + min(n_crops, 4),
+                            width_ratios=[width] + [size * 0.75] * min(n_crops, 4), wspace=0.08)
+    ax = fig.add_subplot(grid[:, 0])
+    _show(ax, arr)
+    ax.set_xticks([]), ax.set_yticks([])
+    for k, (x0, y0, x1, y1) in enumerate(boxes):
+        lines = [f"face {k}"]
+        colour = UNKNOWN
+        for j, (key, seq) in enumerate(per.items()):
+            text, _ = _verdict(float(seq[k]), thresholds[key], None)
+            lines.append(f"{key}: {text}")
+            if j == 0 and np.isfinite(seq[k]):
+                colour = WRONG if seq[k] >= thresholds[key] else RIGHT
+        ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor=colour, linewidth=2))
+        below = y1 + 0.25 * h < h or y0 < 0.25 * h  # the label under the box (not over the face) when it fits
+        ax.text(x0, y1 + 4 if below else y0 - 4, "\n".join(lines), color="white", fontsize=7.5,
+                va="top" if below else "bottom",
+                bbox={"facecolor": colour, "alpha": 0.85, "pad": 2, "edgecolor": "none"})
+    ax.set_title(f"{len(boxes)} face(s)", fontsize=9)
+    for k in range(n_crops):
+        r, c = divmod(k, 4)
+        cax = fig.add_subplot(grid[r, 1 + c])
+        _show(cax, crops[k])
+        cax.set_xticks([]), cax.set_yticks([])
+        cax.set_title(f"face {k}: the crop scored", fontsize=8)
+    fig.suptitle(title, fontsize=11)
+    return fig
+
+
+__all__ = ["face_boxes", "prediction_grid"]
