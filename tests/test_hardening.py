@@ -392,9 +392,10 @@ def test_sweep_every_bad_kind_through_every_command(tmp_path, capsys):
     assert main([*TRAIN, "--data", str(data), "--out", str(models)]) == 0
     card = json.loads((models / "resnet18.json").read_text())
     skipped = card["data"]["skipped"]
-    assert skipped["Train"]["count"] == 2 * len(QUICK_KINDS)  # the corrupt body is found when decoded
-    assert skipped["Validation"]["count"] == 2 * n_bad       # Validation is decoded in full up front
+    assert skipped["Train"]["count"] == 2 * n_bad       # both splits are decoded in full before epoch 1
+    assert skipped["Validation"]["count"] == 2 * n_bad
     assert card["data"]["used"]["Validation"] == {"real": 6, "fake": 6}
+    assert card["data"]["used"]["Train"] == {"real": 6, "fake": 6}  # no unreadable image is ever trained on
     log = (models / "runs" / "resnet18" / "train.log").read_text()
     assert f"Validation: {2 * n_bad} unreadable image(s) left out" in log
     capsys.readouterr()
@@ -418,3 +419,21 @@ def test_sweep_every_bad_kind_through_every_command(tmp_path, capsys):
     rows = pd.read_csv(csv)
     assert len(rows) == 12 + 2 * n_bad and rows["error"].notna().sum() == 2 * n_bad
     assert not leftovers(tmp_path)
+
+
+def test_train_decodes_train_in_full_unless_asked_for_a_quick_check(tmp_path):
+    """A Train file whose body is corrupt is left out and counted before epoch 1 (default), or, with
+    --data-check quick, met mid-epoch and replaced (warned, not counted)."""
+    data = make_dataset(tmp_path / "d", per_class=6)
+    (data / "Train" / "Fake" / "body.jpg").write_bytes(corrupt_body(jpeg_bytes(7)))
+    full = tmp_path / "full"
+    assert main([*TRAIN, "--data", str(data), "--out", str(full)]) == 0
+    card = json.loads((full / "resnet18.json").read_text())
+    assert card["data"]["skipped"]["Train"]["count"] == 1
+    assert card["data"]["used"]["Train"] == {"real": 6, "fake": 6}
+    assert card["training"]["config"]["data_check"] == "full"
+    quick = tmp_path / "quick"
+    with pytest.warns(UserWarning, match="body.jpg: corrupt or truncated image"):
+        assert main([*TRAIN, "--data", str(data), "--out", str(quick), "--data-check", "quick", "--workers", "0"]) == 0
+    card = json.loads((quick / "resnet18.json").read_text())
+    assert card["data"]["skipped"]["Train"]["count"] == 0 and card["data"]["used"]["Train"]["fake"] == 7

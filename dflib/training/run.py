@@ -240,11 +240,13 @@ class TrainingRun:
                 f"{missing[-1]}/{{Real,Fake}} (e.g. move ~10% of Train there) or pass another --data")
         workers = default_num_workers() if cfg.workers is None else int(cfg.workers)
         self.workers = workers
-        # Train is screened (headers, end markers); Validation is decoded in full, once, here: the best
-        # epoch and the threshold rest on it, so a class it lacks must stop the run before epoch 1.
+        # Both splits are checked once, here, before epoch 1: a class without a readable image stops the
+        # run, and every file left out is counted in the card. Validation is always decoded in full (the
+        # best epoch and the threshold rest on it); Train too unless data_check="quick" (headers only).
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            train_base = DeepfakeDataset(layout, "Train", None, limit_per_class=cfg.limit_per_class, seed=cfg.seed)
+            train_base = DeepfakeDataset(layout, "Train", None, limit_per_class=cfg.limit_per_class, seed=cfg.seed,
+                                         check=cfg.data_check, check_workers=workers, progress=self.progress)
             val = DeepfakeDataset(layout, "Validation", eval_transform(self.img_size),
                                   limit_per_class=cfg.limit_per_class, seed=cfg.seed, check="full",
                                   check_workers=workers, progress=self.progress)
