@@ -84,8 +84,8 @@ class TrainConfig:
     data_check: str = setting(
         "full", choices=DATA_CHECK_CHOICES,
         help="how Train is checked before epoch 1 (Validation is always decoded in full): full = decode every "
-             "image once, so every unreadable file is left out and counted in the card (about a minute per 100k "
-             "Kaggle images on 2 cores); quick = headers only, a corrupt body is then met mid-epoch and replaced "
+             "image once, so every unreadable file is left out and counted in the card (~0.35 ms per 256 px JPEG "
+             "here); quick = headers only, a corrupt body is then met mid-epoch and replaced "
              "by another image with a warning")
     limit_per_class: int | None = setting(None, metavar="N",
                                           help="use at most N images per class of Train and Validation (quick runs)")
