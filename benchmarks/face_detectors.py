@@ -28,9 +28,9 @@ import math
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from PIL import Image
@@ -39,10 +39,15 @@ Box = tuple[float, float, float, float]
 Detect = Callable[[np.ndarray], list[Box]]
 
 NOT_QUALIFIED = [
-    ("mediapipe 1.2.3", "its wheel ships no face model (the Tasks API needs a downloaded .tflite); "
-                        "pulls in opencv-contrib-python"),
-    ("facenet-pytorch 2.6.0 (MTCNN)", "ships its weights, but pins torch<2.3, torchvision<0.18, numpy<2, "
-                                      "Pillow<10.3: it cannot install next to Colab's torch"),
+    (
+        "mediapipe 1.2.3",
+        "its wheel ships no face model (the Tasks API needs a downloaded .tflite); pulls in opencv-contrib-python",
+    ),
+    (
+        "facenet-pytorch 2.6.0 (MTCNN)",
+        "ships its weights, but pins torch<2.3, torchvision<0.18, numpy<2, "
+        "Pillow<10.3: it cannot install next to Colab's torch",
+    ),
     ("OpenCV FaceDetectorYN (YuNet)", "the ONNX model is not in the opencv wheel"),
     ("retina-face, uniface, batch-face, face-alignment", "fetch their weights from a hub at run time"),
     ("mtcnn 1.0", "needs TensorFlow (a second deep-learning framework for one detector)"),
@@ -84,8 +89,9 @@ def _skimage() -> Detect:
 
     def detect(rgb: np.ndarray) -> list[Box]:
         h, w = rgb.shape[:2]
-        found = cascade.detect_multi_scale(img=rgb, scale_factor=1.2, step_ratio=1, min_size=(24, 24),
-                                           max_size=(w, h), min_neighbor_number=4)
+        found = cascade.detect_multi_scale(
+            img=rgb, scale_factor=1.2, step_ratio=1, min_size=(24, 24), max_size=(w, h), min_neighbor_number=4
+        )
         return [(d["c"], d["r"], d["c"] + d["width"], d["r"] + d["height"]) for d in found]
 
     return detect
@@ -105,8 +111,11 @@ CANDIDATES: list[tuple[str, str, Callable[[], Detect]]] = [
     ("dlib HOG, upsample 0", "dlib-bin", lambda: _dlib(0)),
     ("dlib HOG, upsample 1", "dlib-bin", lambda: _dlib(1)),
     ("scikit-image LBP cascade", "scikit-image", _skimage),
-    ("**dflib.faces** (dlib HOG, resized for 40 px faces, <= 4 MP), score threshold 0", "dlib-bin",
-     lambda: _shipped(0.0)),
+    (
+        "**dflib.faces** (dlib HOG, resized for 40 px faces, <= 4 MP), score threshold 0",
+        "dlib-bin",
+        lambda: _shipped(0.0),
+    ),
     ("**dflib.faces** as shipped, score threshold 0.4", "dlib-bin", _shipped),
 ]
 
@@ -120,14 +129,21 @@ def real_photos() -> list[tuple[str, np.ndarray, tuple[float, float]]]:
     """(name, image, face centre): the offline public-domain photos, one face each."""
     import matplotlib.cbook as cbook
 
-    out = [("grace_hopper", np.asarray(Image.open(cbook.get_sample_data("grace_hopper.jpg")).convert("RGB")),
-            (270.0, 228.0))]
+    out = [
+        (
+            "grace_hopper",
+            np.asarray(Image.open(cbook.get_sample_data("grace_hopper.jpg")).convert("RGB")),
+            (270.0, 228.0),
+        )
+    ]
     try:
         from skimage import data
     except ImportError:
         return out
-    return out + [("astronaut", data.astronaut(), (222.0, 122.0)),
-                  ("camera (profile)", _rgb(data.camera()), (215.0, 140.0))]
+    return out + [
+        ("astronaut", data.astronaut(), (222.0, 122.0)),
+        ("camera (profile)", _rgb(data.camera()), (215.0, 140.0)),
+    ]
 
 
 def variants(img: np.ndarray, centre: tuple[float, float]):
@@ -160,7 +176,7 @@ def group_photo(photos) -> tuple[np.ndarray, list[tuple[float, float]]]:
         tiles.append(np.asarray(Image.fromarray(img).resize((256, 256), Image.Resampling.LANCZOS)))
         r, c = divmod(k, 3)
         centres.append((c * 256 + cx * 256 / w, r * 256 + cy * 256 / h))
-    rows = [np.concatenate(tiles[r * 3:(r + 1) * 3], axis=1) for r in range(3)]
+    rows = [np.concatenate(tiles[r * 3 : (r + 1) * 3], axis=1) for r in range(3)]
     return np.concatenate(rows, axis=0), centres
 
 
@@ -212,8 +228,13 @@ def framing(detect: Detect, faces) -> dict[str, float]:
         width.append(side / (2 * axes[0]))
     if not ratio:
         return {}
-    return {"crop/box": statistics.median(ratio), "iqr": float(np.subtract(*np.percentile(ratio, [75, 25]))),
-            "dx": statistics.median(dx), "dy": statistics.median(dy), "box/face width": statistics.median(width)}
+    return {
+        "crop/box": statistics.median(ratio),
+        "iqr": float(np.subtract(*np.percentile(ratio, [75, 25]))),
+        "dx": statistics.median(dx),
+        "dy": statistics.median(dy),
+        "box/face width": statistics.median(width),
+    }
 
 
 def ms_per_image(detect: Detect, img: np.ndarray, repeat: int = 7) -> float:
@@ -246,11 +267,16 @@ def main(argv: list[str] | None = None) -> int:
     reals, fakes = synthetic_faces(args.synthetic)
     crop = np.asarray(Image.fromarray(photos[0][1]).resize((256, 256)))
     big = np.asarray(Image.fromarray(photos[0][1]).resize((1024, 1200)))
-    print(f"{len(real_cases)} real-photo variants from {', '.join(p[0] for p in photos)}; "
-          f"1 group photo ({len(group[1])} faces); {len(reals)} synthetic reals + {len(fakes)} fakes", file=sys.stderr)
+    print(
+        f"{len(real_cases)} real-photo variants from {', '.join(p[0] for p in photos)}; "
+        f"1 group photo ({len(group[1])} faces); {len(reals)} synthetic reals + {len(fakes)} fakes",
+        file=sys.stderr,
+    )
 
-    header = ("| detector | package (installed MB) | real photos found / FP | group photo | synthetic real | "
-              "synthetic fake | ms 256 px | ms 1024 px | crop/box (IQR) | box centre offset dx, dy |")
+    header = (
+        "| detector | package (installed MB) | real photos found / FP | group photo | synthetic real | "
+        "synthetic fake | ms 256 px | ms 1024 px | crop/box (IQR) | box centre offset dx, dy |"
+    )
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
     for name, dist, make in CANDIDATES:
         try:
@@ -264,10 +290,12 @@ def main(argv: list[str] | None = None) -> int:
         sf = score(detect, [(img, [c]) for img, c, _ in fakes])
         fr = framing(detect, reals)
         size = installed_mb(dist)
-        frame = (f"{fr['crop/box']:.2f} ({fr['iqr']:.2f}) | {fr['dx']:+.3f}, {fr['dy']:+.3f}" if fr else "- | -")
-        lines.append(f"| {name} | {dist} ({size:.0f}) | {f}/{t} ({100 * f / t:.0f} %) / {fp} | {gf}/{gt} / {gfp} | "
-                     f"{sr[0]}/{sr[1]} ({100 * sr[0] / sr[1]:.0f} %) | {sf[0]}/{sf[1]} ({100 * sf[0] / sf[1]:.0f} %) | "
-                     f"{ms_per_image(detect, crop):.1f} | {ms_per_image(detect, big):.0f} | {frame} |")
+        frame = f"{fr['crop/box']:.2f} ({fr['iqr']:.2f}) | {fr['dx']:+.3f}, {fr['dy']:+.3f}" if fr else "- | -"
+        lines.append(
+            f"| {name} | {dist} ({size:.0f}) | {f}/{t} ({100 * f / t:.0f} %) / {fp} | {gf}/{gt} / {gfp} | "
+            f"{sr[0]}/{sr[1]} ({100 * sr[0] / sr[1]:.0f} %) | {sf[0]}/{sf[1]} ({100 * sf[0] / sf[1]:.0f} %) | "
+            f"{ms_per_image(detect, crop):.1f} | {ms_per_image(detect, big):.0f} | {frame} |"
+        )
         print(lines[-1], file=sys.stderr)
     lines += ["", "Not measured (do not qualify):", ""] + [f"- {n}: {why}" for n, why in NOT_QUALIFIED]
     text = "\n".join(lines)

@@ -53,8 +53,18 @@ from dflib.predict import predict_paths  # noqa: E402
 from dflib.training import RECIPES, TrainConfig, build_optimizer, fit, train_one_epoch  # noqa: E402
 from dflib.training.run import TrainingRun  # noqa: E402
 
-COLUMNS = ("check", "model", "px", "setting", "model img/s", "full img/s", "full/model", "data wait", "peak MiB",
-           "result")
+COLUMNS = (
+    "check",
+    "model",
+    "px",
+    "setting",
+    "model img/s",
+    "full img/s",
+    "full/model",
+    "data wait",
+    "peak MiB",
+    "result",
+)
 
 
 class Batches:
@@ -105,8 +115,20 @@ def train_rate(model, batches, device, amp_dtype, steps: int, transform=None, ch
     crit = torch.nn.BCEWithLogitsLoss()
     _sync(device)
     start = time.perf_counter()
-    stats = train_one_epoch(model, batches, crit, opt, sched, scaler, device, amp_dtype=amp_dtype,
-                            channels_last=channels_last, grad_clip=1.0, progress=False, transform=transform)
+    stats = train_one_epoch(
+        model,
+        batches,
+        crit,
+        opt,
+        sched,
+        scaler,
+        device,
+        amp_dtype=amp_dtype,
+        channels_last=channels_last,
+        grad_clip=1.0,
+        progress=False,
+        transform=transform,
+    )
     _sync(device)
     return stats["train_images"] / (time.perf_counter() - start)
 
@@ -117,8 +139,10 @@ class Check:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args, self.dry = args, args.dry_run
         if not self.dry and not torch.cuda.is_available():
-            raise SystemExit("error: no CUDA device here; gpu_check measures a GPU (use --dry-run to check the code "
-                             "paths on the CPU)")
+            raise SystemExit(
+                "error: no CUDA device here; gpu_check measures a GPU (use --dry-run to check the code "
+                "paths on the CPU)"
+            )
         self.device = torch.device("cpu") if self.dry else torch.device("cuda")
         self.amp = torch.bfloat16 if self.dry else runtime.amp_dtype("auto", self.device)
         self.amp_name = str(self.amp).replace("torch.", "")
@@ -130,18 +154,24 @@ class Check:
         self.workers = 0 if self.dry else args.workers
         # (model, px, options): each shipped recipe's model at its size, then the full-width ResNet-18; the dry run
         # keeps the names but shrinks everything (images of 32/48 px, ResNet-18 at width 8).
-        self.models = ([(name, 32, {}) for name in ("sqnxt23_w1", "resnet18_w16", "vit_face_conv_128")]
-                       + [("resnet18", 32, {"width": 8}), ("resnet18", 48, {"width": 8})]) if self.dry else (
-            [(r.model, r.img_size, dict(r.model_options)) for r in RECIPES.values()]
-            + [("resnet18", 128, {}), ("resnet18", 224, {})])
+        self.models = (
+            (
+                [(name, 32, {}) for name in ("sqnxt23_w1", "resnet18_w16", "vit_face_conv_128")]
+                + [("resnet18", 32, {"width": 8}), ("resnet18", 48, {"width": 8})]
+            )
+            if self.dry
+            else (
+                [(r.model, r.img_size, dict(r.model_options)) for r in RECIPES.values()]
+                + [("resnet18", 128, {}), ("resnet18", 224, {})]
+            )
+        )
         self.root = self._data()
 
     def _data(self) -> Path:
         if self.args.data or not self.dry:
             return resolve_data_dir(self.args.data)  # the embedded sample by default (generated on first use)
-        from PIL import Image
-
         import numpy as np
+        from PIL import Image
 
         rng = np.random.default_rng(0)
         for split, n in (("Train", 8), ("Validation", 4)):
@@ -177,8 +207,15 @@ class Check:
             loader, t = self._loader(px, "device")
             feed = Batches(loader, self.steps)
             in_memory = [finish_batch(b, t, self.device) for b in Batches(loader, self.steps)]
-            settings = [("compile", self.amp, False, True)] if compile_pass else [
-                ("amp", self.amp, False, False), ("fp32", None, False, False), ("channels-last", self.amp, True, False)]
+            settings = (
+                [("compile", self.amp, False, True)]
+                if compile_pass
+                else [
+                    ("amp", self.amp, False, False),
+                    ("fp32", None, False, False),
+                    ("channels-last", self.amp, True, False),
+                ]
+            )
             for label, amp, cl, comp in settings:
                 if compile_pass and self.out_of_time():
                     self.add("train", name, px, f"{self.amp_name}, torch.compile", result="skipped: time budget spent")
@@ -193,8 +230,10 @@ class Check:
                 setting = f"{amp_text}, {'channels-last' if cl else 'NCHW'}{', torch.compile' if comp else ''}"
                 train_rate(model, in_memory[:2], self.device, amp, 2, channels_last=cl)  # warm-up / compile
                 _peak_reset(self.device)
-                only = statistics.median(train_rate(model, in_memory, self.device, amp, self.steps, channels_last=cl)
-                                         for _ in range(self.args.rounds))
+                only = statistics.median(
+                    train_rate(model, in_memory, self.device, amp, self.steps, channels_last=cl)
+                    for _ in range(self.args.rounds)
+                )
                 cols = {"model img/s": f"{only:.0f}", "peak MiB": _peak(self.device)}
                 if label == "amp":  # the engine's default setting: also fed by its loader
                     train_rate(model, Batches(loader, 2), self.device, amp, 2, t)
@@ -202,8 +241,13 @@ class Check:
                     start = time.perf_counter()
                     full = train_rate(model, feed, self.device, amp, self.steps, t)
                     wait = feed.waited / (time.perf_counter() - start)
-                    cols.update({"full img/s": f"{full:.0f}", "full/model": f"{full / only:.2f}",
-                                 "data wait": f"{100 * wait:.0f} %"})
+                    cols.update(
+                        {
+                            "full img/s": f"{full:.0f}",
+                            "full/model": f"{full / only:.2f}",
+                            "data wait": f"{100 * wait:.0f} %",
+                        }
+                    )
                     if name == "resnet18_w16" and px == 128 or self.dry and name == "resnet18_w16":
                         verdict = "not judged in a dry run" if self.dry else ("PASS" if full / only >= 0.9 else "FAIL")
                         cols["result"] = f"goal >= 0.90: {verdict} (JPEGs decoded on the device)"
@@ -219,16 +263,38 @@ class Check:
         start = time.perf_counter()
         full = train_rate(model, feed, self.device, amp, self.steps, t)
         wait = feed.waited / (time.perf_counter() - start)
-        self.add("full", name, px, setting + ", JPEGs decoded by the CPU loader", **{
-            "model img/s": f"{only:.0f}", "full img/s": f"{full:.0f}", "full/model": f"{full / only:.2f}",
-            "data wait": f"{100 * wait:.0f} %"})
+        self.add(
+            "full",
+            name,
+            px,
+            setting + ", JPEGs decoded by the CPU loader",
+            **{
+                "model img/s": f"{only:.0f}",
+                "full img/s": f"{full:.0f}",
+                "full/model": f"{full / only:.2f}",
+                "data wait": f"{100 * wait:.0f} %",
+            },
+        )
 
     # ------------------------------------------------------------------ correctness on the device
     def _tiny_run(self, out: Path, **extra):
         px = 32 if self.dry else 64
-        return fit(model="resnet18_w16", data_dir=str(self.root), img_size=px, epochs=2, batch_size=self.batch,
-                   limit_per_class=None if self.dry else 64, workers=self.workers, deterministic=True, progress=False,
-                   device=str(self.device), decode="device", seed=1, out=str(out), **extra)
+        return fit(
+            model="resnet18_w16",
+            data_dir=str(self.root),
+            img_size=px,
+            epochs=2,
+            batch_size=self.batch,
+            limit_per_class=None if self.dry else 64,
+            workers=self.workers,
+            deterministic=True,
+            progress=False,
+            device=str(self.device),
+            decode="device",
+            seed=1,
+            out=str(out),
+            **extra,
+        )
 
     def resume_row(self) -> Path:
         uninterrupted = self._tiny_run(self.tmp / "a")
@@ -250,9 +316,15 @@ class Check:
         a, b = uninterrupted.model.state_dict(), resumed.model.state_dict()
         diff = max((a[k].double() - b[k].double()).abs().max().item() for k in a)
         same = uninterrupted.history.drop(columns=["train_seconds", "train_images_per_s", "epoch_seconds"]).equals(
-            resumed.history.drop(columns=["train_seconds", "train_images_per_s", "epoch_seconds"]))
-        self.add("resume", "resnet18_w16", 32 if self.dry else 64, "deterministic, interrupted after epoch 1",
-                 result=f"max |d weight| {diff:.3g}; history {'identical' if same else 'differs'}")
+            resumed.history.drop(columns=["train_seconds", "train_images_per_s", "epoch_seconds"])
+        )
+        self.add(
+            "resume",
+            "resnet18_w16",
+            32 if self.dry else 64,
+            "deterministic, interrupted after epoch 1",
+            result=f"max |d weight| {diff:.3g}; history {'identical' if same else 'differs'}",
+        )
         return uninterrupted.paths.best
 
     def scoring_rows(self, checkpoint: Path) -> None:
@@ -267,23 +339,57 @@ class Check:
         ref, _ = predict_scores(cpu_model, loader, "cpu")
         for label, amp in (("fp32", None), (self.amp_name, self.amp)):
             got, _ = predict_scores(dev_model, loader, self.device, amp_dtype=amp)
-            self.add("evaluate", card.name, card.img_size, f"{self.device} {label} vs cpu fp32",
-                     result=f"max |dP(fake)| {abs(got - ref).max():.2e} over {len(ref)} images")
+            self.add(
+                "evaluate",
+                card.name,
+                card.img_size,
+                f"{self.device} {label} vs cpu fp32",
+                result=f"max |dP(fake)| {abs(got - ref).max():.2e} over {len(ref)} images",
+            )
         example = ROOT / "example"
         cpu = predict_paths(example, (cpu_model, card), device="cpu", progress=False)
         for label, amp in (("fp32", None), (self.amp_name, self.amp)):
             with torch.autocast(self.device.type, dtype=amp) if amp else nullcontext():
                 got = predict_paths(example, (dev_model, card), device=self.device, progress=False)
             d = (got["p_fake"] - cpu["p_fake"]).abs().max()
-            self.add("predict", card.name, card.img_size, f"{self.device} {label} vs cpu fp32",
-                     result=f"max |dP(fake)| {d:.2e} over {len(cpu)} files of example/")
+            self.add(
+                "predict",
+                card.name,
+                card.img_size,
+                f"{self.device} {label} vs cpu fp32",
+                result=f"max |dP(fake)| {d:.2e} over {len(cpu)} files of example/",
+            )
 
     def torchrun_row(self) -> None:
         out = self.tmp / "torchrun"
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1", "-m", "dflib",
-               "train", "--model", "resnet18_w16", "--data", str(self.root), "--img-size", "32" if self.dry else "64",
-               "--epochs", "1", "--batch-size", str(self.batch), "--workers", str(self.workers), "--no-progress",
-               "--device", str(self.device), "--out", str(out)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "1",
+            "-m",
+            "dflib",
+            "train",
+            "--model",
+            "resnet18_w16",
+            "--data",
+            str(self.root),
+            "--img-size",
+            "32" if self.dry else "64",
+            "--epochs",
+            "1",
+            "--batch-size",
+            str(self.batch),
+            "--workers",
+            str(self.workers),
+            "--no-progress",
+            "--device",
+            str(self.device),
+            "--out",
+            str(out),
+        ]
         if not self.dry:
             cmd += ["--limit-per-class", "64"]
         env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
@@ -292,13 +398,26 @@ class Check:
         seconds = time.perf_counter() - start
         card = out / "resnet18_w16.json"
         if done.returncode != 0 or not card.is_file():
-            self.add("torchrun", "resnet18_w16", "", "--nproc_per_node 1",
-                     result="FAILED: " + (done.stderr.strip().splitlines() or ["no output"])[-1][:120])
+            self.add(
+                "torchrun",
+                "resnet18_w16",
+                "",
+                "--nproc_per_node 1",
+                result="FAILED: " + (done.stderr.strip().splitlines() or ["no output"])[-1][:120],
+            )
             return
         training = json.loads(card.read_text())["training"]
-        self.add("torchrun", "resnet18_w16", "", "--nproc_per_node 1", result=(
-            f"ok in {seconds:.0f} s: backend {training['distributed_backend']}, world size {training['world_size']}, "
-            f"device {training['device']}"))
+        self.add(
+            "torchrun",
+            "resnet18_w16",
+            "",
+            "--nproc_per_node 1",
+            result=(
+                f"ok in {seconds:.0f} s: backend {training['distributed_backend']}, "
+                f"world size {training['world_size']}, "
+                f"device {training['device']}"
+            ),
+        )
 
     def table(self) -> str:
         widths = {c: max(len(c), *(len(r.get(c, "")) for r in self.rows)) for c in COLUMNS}
@@ -315,16 +434,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=15, help="training steps per measurement")
     ap.add_argument("--rounds", type=int, default=1, help="measurements per setting (the median is shown)")
     ap.add_argument("--workers", type=int, default=min(8, max(1, (os.cpu_count() or 2) - 1)))
-    ap.add_argument("--budget-s", type=float, default=420.0,
-                    help="seconds after which the torch.compile rows (measured last) are skipped")
+    ap.add_argument(
+        "--budget-s",
+        type=float,
+        default=420.0,
+        help="seconds after which the torch.compile rows (measured last) are skipped",
+    )
     args = ap.parse_args(argv)
     start = time.perf_counter()
     check = Check(args)
     if not check.dry:
         torch.backends.cudnn.benchmark = True
     name = torch.cuda.get_device_name(0) if check.device.type == "cuda" else "CPU (dry run: numbers mean nothing)"
-    print(f"gpu_check on {name}; torch {torch.__version__}; data {check.root}; batch {check.batch}, {check.steps} "
-          f"steps per measurement, {check.workers} loader worker(s), {os.cpu_count()} CPU cores", flush=True)
+    print(
+        f"gpu_check on {name}; torch {torch.__version__}; data {check.root}; batch {check.batch}, {check.steps} "
+        f"steps per measurement, {check.workers} loader worker(s), {os.cpu_count()} CPU cores",
+        flush=True,
+    )
     check.train_rows()
     best = check.resume_row()
     check.scoring_rows(best)

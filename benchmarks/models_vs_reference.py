@@ -37,7 +37,7 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -45,8 +45,16 @@ from torch import nn
 from dflib.models import build_reference, create_model, list_models, load_reference_weights
 
 DEFAULT_MODELS = [
-    "sqnxt23_w1", "sqnxt23v5_w1", "sqnxt23_w2", "resnet18", "resnet34", "resnet50",
-    "vit_tiny_patch16_224", "vit_small_patch16_224", "vit_base_patch16_224", "vit_face_p8_128",
+    "sqnxt23_w1",
+    "sqnxt23v5_w1",
+    "sqnxt23_w2",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "vit_tiny_patch16_224",
+    "vit_small_patch16_224",
+    "vit_base_patch16_224",
+    "vit_face_p8_128",
 ]
 QUICK_MODELS = ["sqnxt23_w1", "resnet18", "vit_tiny_patch16_224", "vit_face_p8_128"]
 
@@ -100,7 +108,11 @@ def time_rate(step: Callable, batch: int, device: torch.device, min_time: float,
 
 
 def interleaved(
-    steps: dict[str, Callable], batch: int, device: torch.device, repeats: int, min_time: float,
+    steps: dict[str, Callable],
+    batch: int,
+    device: torch.device,
+    repeats: int,
+    min_time: float,
     clock: Callable[[], float] = time.perf_counter,
 ) -> tuple[dict[str, float], float]:
     """Median images/s per side and the median of the paired ratios first/second side.
@@ -113,7 +125,7 @@ def interleaved(
     first, second = steps
     rates: dict[str, list[float]] = {first: [], second: []}
     for r in range(repeats):
-        for k in ((first, second) if r % 2 == 0 else (second, first)):
+        for k in (first, second) if r % 2 == 0 else (second, first):
             rates[k].append(time_rate(steps[k], batch, device, min_time, clock))
     ratios = [a / b for a, b in zip(rates[first], rates[second])]
     return {k: statistics.median(v) for k, v in rates.items()}, statistics.median(ratios)
@@ -160,8 +172,11 @@ def _reset_peak_rss() -> None:
 def child_peak_memory(name: str, impl: str, size: int, batch: int, device: str) -> None:
     """Subprocess entry point: print the memory growth (MiB) of one training step."""
     dev = torch.device(device)
-    model = (create_model(name, num_classes=1, img_size=size) if impl == "dflib"
-             else build_reference(name, num_classes=1, img_size=size)).to(dev)
+    model = (
+        create_model(name, num_classes=1, img_size=size)
+        if impl == "dflib"
+        else build_reference(name, num_classes=1, img_size=size)
+    ).to(dev)
     # Warm-up at batch 1 pages in library code and creates thread pools / kernel caches, which
     # would otherwise dominate the RSS growth; its own (small) peak stays below the measured one.
     warm_step, _ = make_steps(model, 1, size, dev)
@@ -184,8 +199,17 @@ def child_peak_memory(name: str, impl: str, size: int, batch: int, device: str) 
 
 
 def peak_memory(name: str, impl: str, size: int, batch: int, device: torch.device) -> float:
-    cmd = [sys.executable, os.path.abspath(__file__), "--_child", name, impl, str(size), str(batch), str(device),
-           str(torch.get_num_threads())]
+    cmd = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--_child",
+        name,
+        impl,
+        str(size),
+        str(batch),
+        str(device),
+        str(torch.get_num_threads()),
+    ]
     # Fixed glibc mmap threshold: every tensor above 128 KiB gets its own mapping that is returned
     # to the OS when freed, so RSS follows live memory instead of allocator history (+-25 MB noise
     # without it, +-1 MB with it).
@@ -203,11 +227,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=32, help="inference batch size")
     parser.add_argument("--train-batch", type=int, default=32, help="training batch size")
     parser.add_argument("--min-time", type=float, default=None, help="seconds per timed repeat (default 1, quick 0.3)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch intra-op threads (default: torch's choice; 1 is steadier on a shared machine)")
-    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
-                        help="wall: elapsed time (default); cpu: this process's CPU time, steadier on a shared "
-                             "machine with --threads 1 (with more threads it also counts spin-waiting)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch intra-op threads (default: torch's choice; 1 is steadier on a shared machine)",
+    )
+    parser.add_argument(
+        "--clock",
+        choices=["wall", "cpu"],
+        default="wall",
+        help="wall: elapsed time (default); cpu: this process's CPU time, steadier on a shared "
+        "machine with --threads 1 (with more threads it also counts spin-waiting)",
+    )
     parser.add_argument("--no-memory", action="store_true", help="skip the memory measurements")
     parser.add_argument("--quick", action="store_true", help=f"{', '.join(QUICK_MODELS)} at 128 px, 3 repeats")
     args = parser.parse_args(argv)
@@ -227,12 +259,16 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"unknown model(s) {unknown}; choose from {', '.join(list_models())}")
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, "
-          f"cpus {os.cpu_count()}, load avg {load:.2f}; batch {args.batch} (infer) / {args.train_batch} (train); "
-          f"median of {repeats} interleaved repeats >= {min_time}s each ({args.clock} clock)")
+    print(
+        f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, "
+        f"cpus {os.cpu_count()}, load avg {load:.2f}; batch {args.batch} (infer) / {args.train_batch} (train); "
+        f"median of {repeats} interleaved repeats >= {min_time}s each ({args.clock} clock)"
+    )
     mem_kind = "peak MB" if device.type == "cuda" else "rss MB"
-    header = (f"{'model':<22}{'px':>4} | {'train img/s':>17} {'ratio':>5} | {'infer img/s':>17} {'ratio':>5} | "
-              f"{'act MB':>15} {'ratio':>5} | {mem_kind:>13} {'ratio':>5}")
+    header = (
+        f"{'model':<22}{'px':>4} | {'train img/s':>17} {'ratio':>5} | {'infer img/s':>17} {'ratio':>5} | "
+        f"{'act MB':>15} {'ratio':>5} | {mem_kind:>13} {'ratio':>5}"
+    )
     print(header + "\n" + "-" * len(header))
     for name in models:
         for size in sizes:
@@ -247,21 +283,31 @@ def main(argv: list[str] | None = None) -> None:
             if args.batch != args.train_batch:
                 _, i_ours = make_steps(ours, args.batch, size, device)
                 _, i_ref = make_steps(ref, args.batch, size, device)
-            train, train_ratio = interleaved({"dflib": t_ours, "ref": t_ref}, args.train_batch, device, repeats, min_time, clock)
-            infer, infer_ratio = interleaved({"dflib": i_ours, "ref": i_ref}, args.batch, device, repeats, min_time, clock)
-            row = (f"{name:<22}{size:>4} | {train['dflib']:>8.1f} {train['ref']:>8.1f} {train_ratio:>5.2f} | "
-                   f"{infer['dflib']:>8.1f} {infer['ref']:>8.1f} {infer_ratio:>5.2f} | ")
+            train, train_ratio = interleaved(
+                {"dflib": t_ours, "ref": t_ref}, args.train_batch, device, repeats, min_time, clock
+            )
+            infer, infer_ratio = interleaved(
+                {"dflib": i_ours, "ref": i_ref}, args.batch, device, repeats, min_time, clock
+            )
+            row = (
+                f"{name:<22}{size:>4} | {train['dflib']:>8.1f} {train['ref']:>8.1f} {train_ratio:>5.2f} | "
+                f"{infer['dflib']:>8.1f} {infer['ref']:>8.1f} {infer_ratio:>5.2f} | "
+            )
             if args.no_memory:
                 row += f"{'-':>15} {'-':>5} | {'-':>13} {'-':>5}"
             else:
                 act = [saved_activation_bytes(m, args.train_batch, size, device) / 2**20 for m in (ours, ref)]
                 del ours, ref, t_ours, i_ours, t_ref, i_ref
                 peak = [peak_memory(name, impl, size, args.train_batch, device) for impl in ("dflib", "ref")]
-                row += (f"{act[0]:>7.1f} {act[1]:>7.1f} {act[0] / act[1]:>5.2f} | "
-                        f"{peak[0]:>6.0f} {peak[1]:>6.0f} {peak[0] / max(peak[1], 1e-9):>5.2f}")
+                row += (
+                    f"{act[0]:>7.1f} {act[1]:>7.1f} {act[0] / act[1]:>5.2f} | "
+                    f"{peak[0]:>6.0f} {peak[1]:>6.0f} {peak[0] / max(peak[1], 1e-9):>5.2f}"
+                )
             print(row, flush=True)
-    print("columns: dflib, reference, ratio dflib/reference (speed: median of paired per-repeat ratios). "
-          "Speed ratio > 1: dflib faster; memory ratio < 1: dflib leaner.")
+    print(
+        "columns: dflib, reference, ratio dflib/reference (speed: median of paired per-repeat ratios). "
+        "Speed ratio > 1: dflib faster; memory ratio < 1: dflib leaner."
+    )
 
 
 if __name__ == "__main__":

@@ -34,13 +34,19 @@ import time
 import torch
 
 from dflib.data import AugmentConfig, DeepfakeDataset, default_num_workers, resolve_data_dir, train_transform
+from dflib.data.sampling import finish_batch, make_train_loader
 from dflib.models import create_model
 from dflib.runtime import cpu_threads
-from dflib.data.sampling import finish_batch, make_train_loader
 from dflib.training import TrainConfig, build_optimizer, train_one_epoch
 from dflib.training.run import augment_on_device
 
-DEFAULT_MODELS = ["resnet18_w16", "resnet18_w32", "sqnxt23_w1", "vit_face_conv_128", "vit_face_p8_128"]  # CPU-sized presets
+DEFAULT_MODELS = [
+    "resnet18_w16",
+    "resnet18_w32",
+    "sqnxt23_w1",
+    "vit_face_conv_128",
+    "vit_face_p8_128",
+]  # CPU-sized presets
 
 
 class Batches:
@@ -77,8 +83,18 @@ def measure(model, batches, steps: int, transform=None) -> float:
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
     scaler = torch.amp.GradScaler("cpu", enabled=False)
     crit = torch.nn.BCEWithLogitsLoss()
-    stats = train_one_epoch(model, batches, crit, opt, sched, scaler, torch.device("cpu"),
-                            grad_clip=1.0, progress=False, transform=transform)
+    stats = train_one_epoch(
+        model,
+        batches,
+        crit,
+        opt,
+        sched,
+        scaler,
+        torch.device("cpu"),
+        grad_clip=1.0,
+        progress=False,
+        transform=transform,
+    )
     return stats["train_images_per_s"]
 
 
@@ -93,8 +109,9 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=default_num_workers())
     ap.add_argument("--threads", type=int, help="compute threads (default: as dflib.train chooses)")
     ap.add_argument("--hue", type=float, help="override AugmentConfig.hue (hue jitter is the costliest step)")
-    ap.add_argument("--two-stage", action="store_true",
-                    help="the engine's GPU loader (batched=True) instead of its CPU one")
+    ap.add_argument(
+        "--two-stage", action="store_true", help="the engine's GPU loader (batched=True) instead of its CPU one"
+    )
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads or cpu_threads(args.workers))
 
@@ -104,12 +121,16 @@ def main(argv=None) -> int:
     transform = train_transform(args.img_size, augment)
     batched = args.two_stage or augment_on_device(torch.device("cpu"))
     loader = make_train_loader(ds, transform, args.batch_size, workers=args.workers, batched=batched)
-    print(f"data: {root} (Train, {len(ds)} images, {args.img_size} px, batch {args.batch_size}, hue jitter {augment.hue}, "
-          f"{args.workers} loader worker(s), {'two stages' if batched else 'one stage'}); torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
-          f"{args.steps} steps x {args.rounds} rounds")
+    print(
+        f"data: {root} (Train, {len(ds)} images, {args.img_size} px, batch {args.batch_size}, "
+        f"hue jitter {augment.hue}, {args.workers} loader worker(s), {'two stages' if batched else 'one stage'}); "
+        f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
+        f"{args.steps} steps x {args.rounds} rounds"
+    )
     batches = Batches(loader, args.steps)
-    in_memory = [finish_batch(b, transform, "cpu")
-                 for b in itertools.islice(iter(Batches(loader, args.steps)), args.steps)]
+    in_memory = [
+        finish_batch(b, transform, "cpu") for b in itertools.islice(iter(Batches(loader, args.steps)), args.steps)
+    ]
 
     print(f"{'model':<18} {'params':>8} {'model-only img/s':>17} {'full img/s':>11} {'ratio':>6} {'data wait':>10}")
     worst = float("inf")

@@ -64,10 +64,20 @@ class ModelCard(Mapping):
         return cls(doc, source)
 
     @classmethod
-    def make(cls, *, name: str, architecture: Mapping[str, Any], mean: tuple[float, ...], std: tuple[float, ...],
-             threshold: float, threshold_method: str = "youden", threshold_note: str = "",
-             metrics: Mapping[str, Any] | None = None, data: Mapping[str, Any] | None = None,
-             training: Mapping[str, Any] | None = None) -> ModelCard:
+    def make(
+        cls,
+        *,
+        name: str,
+        architecture: Mapping[str, Any],
+        mean: tuple[float, ...],
+        std: tuple[float, ...],
+        threshold: float,
+        threshold_method: str = "youden",
+        threshold_note: str = "",
+        metrics: Mapping[str, Any] | None = None,
+        data: Mapping[str, Any] | None = None,
+        training: Mapping[str, Any] | None = None,
+    ) -> ModelCard:
         """The card of a freshly trained detector (``threshold`` chosen on Validation)."""
         import torch
         import torchvision
@@ -82,13 +92,21 @@ class ModelCard(Mapping):
             "img_size": arch.get("img_size"),
             "normalization": {"mean": list(mean), "std": list(std), "input": NORMALIZATION_INPUT},
             "labels": dict(LABELS),
-            "threshold": {"value": float(threshold), "rule": "fake when P(fake) >= value",
-                          "method": threshold_method, "chosen_on": "Validation", "note": threshold_note},
+            "threshold": {
+                "value": float(threshold),
+                "rule": "fake when P(fake) >= value",
+                "method": threshold_method,
+                "chosen_on": "Validation",
+                "note": threshold_note,
+            },
             "metrics": dict(metrics or {}),
             "data": dict(data or {}),
             "training": dict(training or {}),
-            "versions": {"dflib": dflib.__version__, "torch": torch.__version__,
-                         "torchvision": torchvision.__version__},
+            "versions": {
+                "dflib": dflib.__version__,
+                "torch": torch.__version__,
+                "torchvision": torchvision.__version__,
+            },
             "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
         return cls(doc, source=f"the card of {name!r}")
@@ -115,11 +133,13 @@ class ModelCard(Mapping):
             raise self._fail("no 'architecture' with a model 'name', so the model cannot be rebuilt")
         from dflib import MAX_IMG_SIZE, MIN_IMG_SIZE
 
-        for size in {repr(v): v for v in (self._doc.get("img_size", arch.get("img_size")), arch.get("img_size"))
-                     if v is not None}.values():
+        for size in {
+            repr(v): v for v in (self._doc.get("img_size", arch.get("img_size")), arch.get("img_size")) if v is not None
+        }.values():
             if isinstance(size, bool) or not isinstance(size, int) or not MIN_IMG_SIZE <= size <= MAX_IMG_SIZE:
-                raise self._fail(f"img_size {size!r} is not a whole number of pixels from {MIN_IMG_SIZE} to "
-                                 f"{MAX_IMG_SIZE}")
+                raise self._fail(
+                    f"img_size {size!r} is not a whole number of pixels from {MIN_IMG_SIZE} to {MAX_IMG_SIZE}"
+                )
         if self._doc.get("img_size", arch.get("img_size")) is None:
             raise self._fail("no img_size, so the input size is unknown")
         norm = self._doc.get("normalization")
@@ -128,16 +148,21 @@ class ModelCard(Mapping):
                 v = norm.get(key) if isinstance(norm, Mapping) else None
                 if v is None:
                     continue
-                ok = isinstance(v, list) and len(v) == 3 and all(
-                    isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v)
+                ok = (
+                    isinstance(v, list)
+                    and len(v) == 3
+                    and all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v)
+                )
                 if not ok or (key == "std" and min(v) <= 0):
-                    raise self._fail(f"normalization {key} {v!r} is not three finite numbers"
-                                     + (" above 0" if key == "std" else ""))
+                    raise self._fail(
+                        f"normalization {key} {v!r} is not three finite numbers" + (" above 0" if key == "std" else "")
+                    )
         t = self._doc.get("threshold")
         if t is not None:
             value = t.get("value") if isinstance(t, Mapping) else t
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                      or not 0.0 <= value <= 1.0):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0
+            ):
                 raise self._fail(f"threshold {value!r} is not a probability in [0, 1]")
 
     # ------------------------------------------------------------------ typed accessors

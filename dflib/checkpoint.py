@@ -28,8 +28,9 @@ import json
 import os
 import secrets
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import torch
 from torch import nn
@@ -101,8 +102,9 @@ def check_writable(folder: str | os.PathLike) -> Path:
         probe.unlink(missing_ok=True)
     except OSError as e:
         reason = e.strerror or type(e).__name__
-        raise CheckpointError(f"cannot write to output folder {folder} ({reason}); "
-                              f"choose a writable folder with --out (fit(out=...))") from e
+        raise CheckpointError(
+            f"cannot write to output folder {folder} ({reason}); choose a writable folder with --out (fit(out=...))"
+        ) from e
     return folder
 
 
@@ -123,8 +125,9 @@ def check_output_file(path: str | os.PathLike, flag: str = "--out") -> Path:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise ValueError(f"cannot write {flag} {path}: its folder cannot be created ({e.strerror or e}); "
-                         f"choose a writable location") from None
+        raise ValueError(
+            f"cannot write {flag} {path}: its folder cannot be created ({e.strerror or e}); choose a writable location"
+        ) from None
     if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise ValueError(f"cannot write {flag} {path}: permission denied; choose a writable location")
     return path
@@ -150,8 +153,9 @@ def detector_paths(path: str | os.PathLike) -> tuple[Path, Path]:
     return path.with_name(path.name + WEIGHTS_SUFFIX), path.with_name(path.name + CARD_SUFFIX)
 
 
-def _write_pair(tensors: dict[str, torch.Tensor], path: str | os.PathLike, card: ModelCard,
-                parameters: int) -> tuple[Path, Path]:
+def _write_pair(
+    tensors: dict[str, torch.Tensor], path: str | os.PathLike, card: ModelCard, parameters: int
+) -> tuple[Path, Path]:
     """Write the weights (card embedded) then the JSON card with the weights' hash; both atomically."""
     from safetensors.torch import save
 
@@ -160,14 +164,17 @@ def _write_pair(tensors: dict[str, torch.Tensor], path: str | os.PathLike, card:
     data = save(tensors, metadata={"format": "pt", "dflib_card": json.dumps(embedded.to_dict())})
     atomic_write_bytes(weights_path, data)
     full = embedded.to_dict()
-    full["weights"] = {"file": weights_path.name, "sha256": hashlib.sha256(data).hexdigest(),
-                       "bytes": len(data), "parameters": int(parameters)}
+    full["weights"] = {
+        "file": weights_path.name,
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "bytes": len(data),
+        "parameters": int(parameters),
+    }
     atomic_write_text(card_path, json.dumps(full, indent=2) + "\n")
     return weights_path, card_path
 
 
-def save_detector(model: nn.Module, path: str | os.PathLike,
-                  card: ModelCard | dict[str, Any]) -> tuple[Path, Path]:
+def save_detector(model: nn.Module, path: str | os.PathLike, card: ModelCard | dict[str, Any]) -> tuple[Path, Path]:
     """Write ``<stem>.safetensors`` (card embedded) then ``<stem>.json``; return both paths."""
     card = ModelCard.from_dict(card, source=f"the card given for {path}")
     target = unwrap(model)
@@ -203,21 +210,27 @@ def _read_weights(weights_path: Path) -> tuple[dict[str, torch.Tensor], ModelCar
     from safetensors.torch import load
 
     if not weights_path.is_file():
-        raise CheckpointError(f"checkpoint weights {weights_path} do not exist; check the path "
-                              f"(expected the pair <name>.safetensors + <name>.json)")
+        raise CheckpointError(
+            f"checkpoint weights {weights_path} do not exist; check the path "
+            f"(expected the pair <name>.safetensors + <name>.json)"
+        )
     size = weights_path.stat().st_size
     if size > MAX_WEIGHTS_BYTES:
-        raise CheckpointError(f"checkpoint {weights_path} is {size:,} bytes, more than dflib reads "
-                              f"({MAX_WEIGHTS_BYTES:,}); is it really a dflib detector?")
+        raise CheckpointError(
+            f"checkpoint {weights_path} is {size:,} bytes, more than dflib reads "
+            f"({MAX_WEIGHTS_BYTES:,}); is it really a dflib detector?"
+        )
     data = weights_path.read_bytes()
     try:
         tensors = load(data)
         header_len = int.from_bytes(data[:8], "little")
-        meta = json.loads(data[8:8 + header_len]).get("__metadata__") or {}
+        meta = json.loads(data[8 : 8 + header_len]).get("__metadata__") or {}
         card = json.loads(meta["dflib_card"]) if "dflib_card" in meta else None
     except (SafetensorError, ValueError, KeyError, TypeError) as e:
-        raise CheckpointError(f"checkpoint {weights_path} is corrupt or truncated ({e}); "
-                              f"re-copy it, or use another checkpoint (e.g. runs/<name>/last)") from e
+        raise CheckpointError(
+            f"checkpoint {weights_path} is corrupt or truncated ({e}); "
+            f"re-copy it, or use another checkpoint (e.g. runs/<name>/last)"
+        ) from e
     if card is not None:
         card = ModelCard.from_dict(card, source=f"the card embedded in {weights_path}")
     return tensors, card, hashlib.sha256(data).hexdigest()
@@ -240,8 +253,10 @@ def _read_json_card(card_path: Path) -> ModelCard:
     try:
         card = json.loads(card_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
-        raise CheckpointError(f"model card {card_path} is unreadable ({e}); delete it to fall back "
-                              f"on the card embedded in the .safetensors file") from e
+        raise CheckpointError(
+            f"model card {card_path} is unreadable ({e}); delete it to fall back "
+            f"on the card embedded in the .safetensors file"
+        ) from e
     if not isinstance(card, dict) or "architecture" not in card:
         raise CheckpointError(f"{card_path} is not a dflib model card (no 'architecture')")
     return ModelCard.from_dict(card, source=str(card_path))
@@ -254,7 +269,8 @@ def check_format(path: str | os.PathLike) -> None:
         raise CheckpointError(
             f"checkpoint {given} has an unsupported format ({given.suffix}): dflib loads a pair "
             f"<name>.safetensors + <name>.json (never a pickle); save one with dflib.checkpoint.save_detector, "
-            f"or pass the .safetensors or .json file of the pair")
+            f"or pass the .safetensors or .json file of the pair"
+        )
 
 
 # What describes the weights: a JSON card may not change these without the embedded card agreeing.
@@ -267,8 +283,10 @@ def _disagreement(card: ModelCard, embedded: ModelCard) -> list[str]:
     out = []
     for key in _DESCRIBES_WEIGHTS:
         if key == "normalization":
-            same = all(_json_value((a.get(key) or {}).get(k)) == _json_value((b.get(key) or {}).get(k))
-                       for k in ("mean", "std"))
+            same = all(
+                _json_value((a.get(key) or {}).get(k)) == _json_value((b.get(key) or {}).get(k))
+                for k in ("mean", "std")
+            )
         elif key == "img_size":
             same = card.img_size == embedded.img_size
         else:
@@ -297,24 +315,36 @@ def _load_pair(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], ModelC
             warnings.warn(f"{e}; using the card embedded in {weights_path.name}", stacklevel=3)
         if card is not None and card.get("weights", {}).get("sha256") not in (None, sha):
             if embedded is None:
-                raise CheckpointError(f"model card {card_path} describes other weights than "
-                                      f"{weights_path} (SHA-256 differs); copy the matching pair")
-            warnings.warn(f"{card_path.name} is stale (it describes other weights); using the "
-                          f"card embedded in {weights_path.name}", stacklevel=3)
+                raise CheckpointError(
+                    f"model card {card_path} describes other weights than "
+                    f"{weights_path} (SHA-256 differs); copy the matching pair"
+                )
+            warnings.warn(
+                f"{card_path.name} is stale (it describes other weights); using the "
+                f"card embedded in {weights_path.name}",
+                stacklevel=3,
+            )
             card = None
     if card is not None and embedded is not None:
         diffs = _disagreement(card, embedded)
         if diffs:
             # The embedded card was written with the weights: it is what they were trained for.
-            warnings.warn(f"{card_path} was edited and no longer describes {weights_path.name} ({'; '.join(diffs)}); "
-                          f"using the card embedded in the weights, so results do not change. To use another input "
-                          f"size or normalisation, retrain (or fine-tune) and save a new pair", stacklevel=3)
-            card = ModelCard({**card.to_dict(), **{k: embedded.to_dict().get(k) for k in _DESCRIBES_WEIGHTS
-                                                    if k in embedded}}, source=card.source)
+            warnings.warn(
+                f"{card_path} was edited and no longer describes {weights_path.name} ({'; '.join(diffs)}); "
+                f"using the card embedded in the weights, so results do not change. To use another input "
+                f"size or normalisation, retrain (or fine-tune) and save a new pair",
+                stacklevel=3,
+            )
+            card = ModelCard(
+                {**card.to_dict(), **{k: embedded.to_dict().get(k) for k in _DESCRIBES_WEIGHTS if k in embedded}},
+                source=card.source,
+            )
     card = card or embedded
     if card is None:
-        raise CheckpointError(f"{weights_path} has no model card: {card_path.name} is missing and none "
-                              f"is embedded; save it with dflib.checkpoint.save_detector")
+        raise CheckpointError(
+            f"{weights_path} has no model card: {card_path.name} is missing and none "
+            f"is embedded; save it with dflib.checkpoint.save_detector"
+        )
     return tensors, card
 
 
@@ -340,8 +370,9 @@ def load_weights(model: nn.Module, path: str | os.PathLike, *, strict: bool = Tr
     return card
 
 
-def _load_into(model: nn.Module, tensors: dict[str, torch.Tensor], card: ModelCard,
-               path: str | os.PathLike, *, strict: bool = True) -> None:
+def _load_into(
+    model: nn.Module, tensors: dict[str, torch.Tensor], card: ModelCard, path: str | os.PathLike, *, strict: bool = True
+) -> None:
     target = unwrap(model)
     saved = card.architecture
     mine = getattr(target, "config", None)
@@ -351,21 +382,24 @@ def _load_into(model: nn.Module, tensors: dict[str, torch.Tensor], card: ModelCa
             raise CheckpointError(
                 f"checkpoint {Path(path).name} holds {_describe(saved)}, but the model is "
                 f"{_describe(mine)}; build the model from the checkpoint with "
-                f"dflib.load_detector('{path}') (or create_model with the card's architecture)")
+                f"dflib.load_detector('{path}') (or create_model with the card's architecture)"
+            )
     try:
         target.load_state_dict(tensors, strict=strict)
     except RuntimeError as e:
         first = str(e).strip().splitlines()
-        raise CheckpointError(f"checkpoint {Path(path).name} ({_describe(saved)}) does not fit this "
-                              f"model: {' '.join(first[1:3]) or first[0]}; use dflib.load_detector") from e
+        raise CheckpointError(
+            f"checkpoint {Path(path).name} ({_describe(saved)}) does not fit this "
+            f"model: {' '.join(first[1:3]) or first[0]}; use dflib.load_detector"
+        ) from e
 
 
 def load_detector(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, ModelCard]:
     """Rebuild a saved detector from either file of its pair: ``(model in eval mode, card)``.
 
-        >>> model, card = dflib.load_detector("models/resnet18.json")
-        >>> p_fake = torch.sigmoid(model(card.transform()(image)[None]))
-        >>> is_fake = p_fake >= card.threshold
+    >>> model, card = dflib.load_detector("models/resnet18.json")
+    >>> p_fake = torch.sigmoid(model(card.transform()(image)[None]))
+    >>> is_fake = p_fake >= card.threshold
     """
     from dflib.models import create_model_from_config
 
@@ -373,8 +407,9 @@ def load_detector(path: str | os.PathLike, device: str | torch.device = "cpu") -
     try:
         model = create_model_from_config(card.architecture)
     except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"cannot rebuild the model described by {path}: {e}; "
-                              f"the card's 'architecture' must name a dflib model") from e
+        raise CheckpointError(
+            f"cannot rebuild the model described by {path}: {e}; the card's 'architecture' must name a dflib model"
+        ) from e
     _load_into(model, tensors, card, path)
     return model.to(device).eval(), card
 
@@ -395,8 +430,10 @@ def load_resume_state(path: str | os.PathLike) -> dict[str, Any]:
     except FileNotFoundError:
         raise
     except Exception as e:  # truncated zip, foreign pickle, ...: all mean "cannot resume from this"
-        raise CheckpointError(f"resume state {path} is unreadable ({type(e).__name__}: "
-                              f"{str(e).splitlines()[0][:200]}); start the run again with --overwrite") from e
+        raise CheckpointError(
+            f"resume state {path} is unreadable ({type(e).__name__}: "
+            f"{str(e).splitlines()[0][:200]}); start the run again with --overwrite"
+        ) from e
     if not isinstance(state, dict) or "epoch" not in state:
         raise CheckpointError(f"{path} is not a dflib resume state; start again with --overwrite")
     return state

@@ -13,7 +13,8 @@
 
 ``train`` writes ``<out>/<name>.safetensors`` + ``<out>/<name>.json`` (the best epoch) and
 ``<out>/runs/<name>/`` (last checkpoint, resume.pt, history.csv/json, train.log); see
-:mod:`dflib.training`. Its options are generated from :class:`dflib.training.TrainConfig`. It runs unchanged under ``torchrun --nproc_per_node N -m dflib train ...``.
+:mod:`dflib.training`. Its options are generated from :class:`dflib.training.TrainConfig`. It runs
+unchanged under ``torchrun --nproc_per_node N -m dflib train ...``.
 
 Errors a user can cause (wrong path, bad layout, bad parameter) end with one line saying what
 is wrong and how to fix it, and exit status 2.
@@ -25,15 +26,15 @@ import argparse
 import dataclasses
 import sys
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 
 def _sample_data(args: argparse.Namespace) -> int:
     from dflib.data.synthetic import SampleConfig, ensure_sample, generate_sample
 
-    fields = {"per_class": args.per_class, "size": args.size, "seed": args.seed,
-              "holdout_method": args.holdout}
+    fields = {"per_class": args.per_class, "size": args.size, "seed": args.seed, "holdout_method": args.holdout}
     config = SampleConfig(**{k: v for k, v in fields.items() if v is not None})
     if args.out is not None and not str(args.out).strip():
         raise ValueError("--out is empty; name a folder, e.g. --out data/sample (without --out: the user cache)")
@@ -63,8 +64,11 @@ def _check_data(args: argparse.Namespace) -> int:
         print(report.duplicates.to_string(index=False, max_rows=40))
     empty = read.empty_classes()
     if empty:
-        print(f"error: no readable image in {', '.join(empty)}: a split needs both classes; replace the "
-              f"unreadable files listed above", file=sys.stderr)
+        print(
+            f"error: no readable image in {', '.join(empty)}: a split needs both classes; replace the "
+            f"unreadable files listed above",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -114,8 +118,9 @@ def add_config_options(parser: argparse.ArgumentParser, config_cls: type) -> Non
                 parser.add_argument(f"--{flag}", dest=f.name, action="store_true", help=text)
             continue
         if kind.startswith("dict"):
-            parser.add_argument(f"--{flag}", dest=f.name, action="append", metavar=meta.get("metavar") or "KEY=VALUE",
-                                help=text)
+            parser.add_argument(
+                f"--{flag}", dest=f.name, action="append", metavar=meta.get("metavar") or "KEY=VALUE", help=text
+            )
             continue
         base = kind.split("|")[0]
         types = {"int": int, "float": float, "str": str}
@@ -173,9 +178,16 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     if args.json is not None:
         check_output_file(args.json, "--json")  # before any image is scored
-    result = evaluate_checkpoint(args.checkpoint, args.data, args.split, batch_size=args.batch_size,
-                                 device=args.device, workers=args.workers,
-                                 limit_per_class=args.limit_per_class, progress=not args.no_progress)
+    result = evaluate_checkpoint(
+        args.checkpoint,
+        args.data,
+        args.split,
+        batch_size=args.batch_size,
+        device=args.device,
+        workers=args.workers,
+        limit_per_class=args.limit_per_class,
+        progress=not args.no_progress,
+    )
     text = json.dumps(result, indent=2)
     print(text)  # first: a failing write below cannot lose the results
     print(format_skips(result["skipped"], f"{result['split']} of {result['data']}"), file=sys.stderr)
@@ -185,8 +197,9 @@ def _evaluate(args: argparse.Namespace) -> int:
         try:
             atomic_write_text(check_output_file(args.json, "--json"), text + "\n")
         except OSError as e:
-            raise ValueError(f"cannot write --json {args.json} ({e.strerror or e}); the results are printed "
-                             f"above") from None
+            raise ValueError(
+                f"cannot write --json {args.json} ({e.strerror or e}); the results are printed above"
+            ) from None
     return 0
 
 
@@ -196,13 +209,15 @@ def _predict(args: argparse.Namespace) -> int:
     if args.out is not None:
         check_output_path(args.out)  # fail before any model runs
     checkpoints = args.checkpoint
-    common = dict(batch_size=args.batch_size, device=args.device, workers=args.workers,
-                  progress=not args.no_progress)
+    common = dict(batch_size=args.batch_size, device=args.device, workers=args.workers, progress=not args.no_progress)
     if args.faces:
         from dflib.faces.detect import MIN_FACE, THRESHOLD
 
-        common.update(faces=True, min_face=MIN_FACE if args.min_face is None else args.min_face,
-                      face_threshold=THRESHOLD if args.face_threshold is None else args.face_threshold)
+        common.update(
+            faces=True,
+            min_face=MIN_FACE if args.min_face is None else args.min_face,
+            face_threshold=THRESHOLD if args.face_threshold is None else args.face_threshold,
+        )
     elif args.min_face is not None or args.face_threshold is not None:
         raise ValueError("--min-face and --face-threshold work with --faces; add --faces to find faces first")
     if len(checkpoints) == 1:
@@ -216,8 +231,11 @@ def _predict(args: argparse.Namespace) -> int:
     if args.out is not None:
         out = write_csv(df, args.out)
         n_bad = int(df["error"].notna().sum())
-        what = (f"{int(df['face'].notna().sum())} face(s) in {df['path'].nunique()} image(s)" if args.faces
-                else f"{len(df)} image(s)")
+        what = (
+            f"{int(df['face'].notna().sum())} face(s) in {df['path'].nunique()} image(s)"
+            if args.faces
+            else f"{len(df)} image(s)"
+        )
         print(f"{what} -> {out}" + (f" ({n_bad} unreadable, see the error column)" if n_bad else ""))
     else:
         if args.faces:
@@ -234,9 +252,17 @@ def _predict(args: argparse.Namespace) -> int:
 def _crop_faces(args: argparse.Namespace) -> int:
     from dflib.faces.dataset import crop_faces
 
-    report = crop_faces(args.src, args.out, split=args.split, seed=args.seed, size=args.size,
-                        min_face=args.min_face, face_threshold=args.face_threshold, workers=args.workers,
-                        progress=not args.no_progress)
+    report = crop_faces(
+        args.src,
+        args.out,
+        split=args.split,
+        seed=args.seed,
+        size=args.size,
+        min_face=args.min_face,
+        face_threshold=args.face_threshold,
+        workers=args.workers,
+        progress=not args.no_progress,
+    )
     print(report.summary())
     return 0
 
@@ -255,13 +281,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing <out>/Dataset")
     p.set_defaults(func=_sample_data)
 
-    p = sub.add_parser("check-data", help="validate a dataset folder: every image decodes, layout, balance, duplicates",
-                       description="Decode every image (in worker processes) and list the unreadable ones per split "
-                       "and class with the reason; report class balance and exact duplicates. Exit 1 when a class "
-                       "has no readable image, 2 when the folder is not a dataset.")
+    p = sub.add_parser(
+        "check-data",
+        help="validate a dataset folder: every image decodes, layout, balance, duplicates",
+        description="Decode every image (in worker processes) and list the unreadable ones per split "
+        "and class with the reason; report class balance and exact duplicates. Exit 1 when a class "
+        "has no readable image, 2 when the folder is not a dataset.",
+    )
     p.add_argument("data", nargs="?", default="", help="Dataset folder (default: the embedded sample)")
-    p.add_argument("--quick", action="store_true", help="header-only check (no decoding): much faster, misses a "
-                   "corrupt image body")
+    p.add_argument(
+        "--quick", action="store_true", help="header-only check (no decoding): much faster, misses a corrupt image body"
+    )
     p.add_argument("--workers", type=int, metavar="N", help="processes that decode (default: one per spare core)")
     p.add_argument("--max-listed", type=int, default=20, metavar="N", help="list at most N unreadable files")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -274,18 +304,30 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run-notebooks", help="execute the notebooks headless and render HTML")
     p.add_argument("--smoke", action="store_true", help="pass smoke=True (a fast run of each)")
     p.add_argument("--only", nargs="+", metavar="NN", help="only these notebooks, e.g. --only 01 03")
-    p.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
-                   help="set a parameter of every notebook, e.g. -p data_dir /data/Dataset")
-    p.add_argument("--out", help="write executed notebooks + html/ here (default: in place; with --smoke: "
-                   "runs/smoke, so the committed notebooks keep their full-run outputs)")
+    p.add_argument(
+        "-p",
+        "--param",
+        nargs=2,
+        action="append",
+        metavar=("NAME", "VALUE"),
+        help="set a parameter of every notebook, e.g. -p data_dir /data/Dataset",
+    )
+    p.add_argument(
+        "--out",
+        help="write executed notebooks + html/ here (default: in place; with --smoke: "
+        "runs/smoke, so the committed notebooks keep their full-run outputs)",
+    )
     p.add_argument("--dir", type=Path, help="notebook folder (default: the checkout's notebooks/)")
     p.add_argument("--no-html", action="store_true", help="skip the HTML rendering")
     p.set_defaults(func=_run_notebooks)
 
-    p = sub.add_parser("train", help="train a detector; saves the best model + card, resumable",
-                       description="Train a detector. Writes <out>/<name>.safetensors + <name>.json (the "
-                       "best epoch by validation ROC-AUC) and <out>/runs/<name>/ (last checkpoint, "
-                       "resume.pt, history.csv/json, train.log). Also runs under torchrun.")
+    p = sub.add_parser(
+        "train",
+        help="train a detector; saves the best model + card, resumable",
+        description="Train a detector. Writes <out>/<name>.safetensors + <name>.json (the "
+        "best epoch by validation ROC-AUC) and <out>/runs/<name>/ (last checkpoint, "
+        "resume.pt, history.csv/json, train.log). Also runs under torchrun.",
+    )
     from dflib.training import TrainConfig
 
     add_config_options(p, TrainConfig)
@@ -303,47 +345,94 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_evaluate)
 
-    p = sub.add_parser("predict", help="score your own images (files, folders, globs) with a saved detector",
-                       description="Score images with a saved detector. Writes one row per file: "
-                       "path,p_fake,label,threshold,model,error (an unreadable file gets its error and "
-                       "never stops the run). Images of any size and mode are resized as the model card says.")
-    p.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders (searched recursively) or glob patterns")
-    p.add_argument("--checkpoint", required=True, action="append", type=Path, metavar="PATH",
-                   help="<name>.safetensors or <name>.json; repeat it to average several detectors (an "
-                   "ensemble; the CSV then also has a p_fake_<name> column per detector)")
+    p = sub.add_parser(
+        "predict",
+        help="score your own images (files, folders, globs) with a saved detector",
+        description="Score images with a saved detector. Writes one row per file: "
+        "path,p_fake,label,threshold,model,error (an unreadable file gets its error and "
+        "never stops the run). Images of any size and mode are resized as the model card says.",
+    )
+    p.add_argument(
+        "paths", nargs="+", metavar="PATH", help="image files, folders (searched recursively) or glob patterns"
+    )
+    p.add_argument(
+        "--checkpoint",
+        required=True,
+        action="append",
+        type=Path,
+        metavar="PATH",
+        help="<name>.safetensors or <name>.json; repeat it to average several detectors (an "
+        "ensemble; the CSV then also has a p_fake_<name> column per detector)",
+    )
     p.add_argument("--out", type=Path, metavar="CSV", help="write the predictions to this CSV (default: print a table)")
-    p.add_argument("--threshold", type=float, metavar="T",
-                   help="call fake when P(fake) >= T (default: the card's validation threshold, else 0.5)")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        metavar="T",
+        help="call fake when P(fake) >= T (default: the card's validation threshold, else 0.5)",
+    )
     p.add_argument("--explain", type=Path, metavar="DIR", help="write a heatmap overlay PNG per image into DIR")
     p.add_argument("--batch-size", type=int, default=32, metavar="B", help="images per forward pass (default 32)")
     p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, mps")
-    p.add_argument("--workers", type=int, default=0, metavar="N", help="image-reading processes (default 0: in-process)")
+    p.add_argument(
+        "--workers", type=int, default=0, metavar="N", help="image-reading processes (default 0: in-process)"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     from dflib.faces.detect import MIN_FACE, THRESHOLD
 
-    p.add_argument("--faces", action="store_true", help="find the faces first and score each one cropped like a "
-                   "training image (one row per face: face, x0, y0, x1, y1, note); needs pip install 'dflib[faces]'")
-    p.add_argument("--min-face", type=float, metavar="PX",
-                   help=f"with --faces: the smallest face looked for, in pixels (default {MIN_FACE})")
-    p.add_argument("--face-threshold", type=float, metavar="S",
-                   help=f"with --faces: the face detector's score threshold (default {THRESHOLD}; lower finds more)")
+    p.add_argument(
+        "--faces",
+        action="store_true",
+        help="find the faces first and score each one cropped like a "
+        "training image (one row per face: face, x0, y0, x1, y1, note); needs pip install 'dflib[faces]'",
+    )
+    p.add_argument(
+        "--min-face",
+        type=float,
+        metavar="PX",
+        help=f"with --faces: the smallest face looked for, in pixels (default {MIN_FACE})",
+    )
+    p.add_argument(
+        "--face-threshold",
+        type=float,
+        metavar="S",
+        help=f"with --faces: the face detector's score threshold (default {THRESHOLD}; lower finds more)",
+    )
     p.set_defaults(func=_predict)
 
-    p = sub.add_parser("crop-faces", help="make a dataset of face crops (Kaggle layout) from a folder of photos",
-                       description="Find the faces in photos under SRC (SRC/Real, SRC/Fake, or the Kaggle layout) "
-                       "and write crops framed like the training data to OUT/Dataset/{Train,Validation,Test}/"
-                       "{Real,Fake}/, with OUT/manifest.csv (source -> crop, boxes). Photos without a face are "
-                       "counted, listed and skipped. Safe to interrupt: run it again to finish.")
+    p = sub.add_parser(
+        "crop-faces",
+        help="make a dataset of face crops (Kaggle layout) from a folder of photos",
+        description="Find the faces in photos under SRC (SRC/Real, SRC/Fake, or the Kaggle layout) "
+        "and write crops framed like the training data to OUT/Dataset/{Train,Validation,Test}/"
+        "{Real,Fake}/, with OUT/manifest.csv (source -> crop, boxes). Photos without a face are "
+        "counted, listed and skipped. Safe to interrupt: run it again to finish.",
+    )
     p.add_argument("src", type=Path, metavar="SRC", help="folder with Real/ and Fake/ (or Train/Validation/Test)")
     p.add_argument("out", type=Path, metavar="OUT", help="output folder (gets Dataset/ and manifest.csv)")
-    p.add_argument("--split", type=float, nargs=3, metavar=("TRAIN", "VAL", "TEST"),
-                   help="split the photos by seed (default 0.8 0.1 0.1; a Kaggle-layout SRC keeps its splits)")
+    p.add_argument(
+        "--split",
+        type=float,
+        nargs=3,
+        metavar=("TRAIN", "VAL", "TEST"),
+        help="split the photos by seed (default 0.8 0.1 0.1; a Kaggle-layout SRC keeps its splits)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the split (default 0)")
     p.add_argument("--size", type=int, default=256, metavar="PX", help="crop side in pixels (default 256, like Kaggle)")
-    p.add_argument("--min-face", type=float, default=MIN_FACE, metavar="PX",
-                   help=f"the smallest face looked for, in pixels (default {MIN_FACE})")
-    p.add_argument("--face-threshold", type=float, default=THRESHOLD, metavar="S",
-                   help=f"the face detector's score threshold (default {THRESHOLD})")
+    p.add_argument(
+        "--min-face",
+        type=float,
+        default=MIN_FACE,
+        metavar="PX",
+        help=f"the smallest face looked for, in pixels (default {MIN_FACE})",
+    )
+    p.add_argument(
+        "--face-threshold",
+        type=float,
+        default=THRESHOLD,
+        metavar="S",
+        help=f"the face detector's score threshold (default {THRESHOLD})",
+    )
     p.add_argument("--workers", type=int, default=1, metavar="N", help="processes (default 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_crop_faces)
@@ -362,8 +451,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.showwarning = _show_warning
     try:
         return int(args.func(args) or 0)
-    except (LayoutError, DownloadError, ImageReadError, ValueError, FileNotFoundError, FloatingPointError,
-            PermissionError, FacesUnavailableError) as e:
+    except (
+        LayoutError,
+        DownloadError,
+        ImageReadError,
+        ValueError,
+        FileNotFoundError,
+        FloatingPointError,
+        PermissionError,
+        FacesUnavailableError,
+    ) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except OSError as e:  # the last resort: a file system problem the checks above did not foresee

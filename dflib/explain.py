@@ -21,7 +21,7 @@ method for the model, :func:`overlay` paints a heatmap onto an image for saving.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -32,8 +32,10 @@ from torch import nn
 def _batch(images: torch.Tensor) -> torch.Tensor:
     if not isinstance(images, torch.Tensor) or images.ndim not in (3, 4):
         shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
-        raise ValueError(f"images must be a normalised (N, 3, H, W) or (3, H, W) tensor, got {shape}; "
-                         "prepare them with dflib.data.eval_transform")
+        raise ValueError(
+            f"images must be a normalised (N, 3, H, W) or (3, H, W) tensor, got {shape}; "
+            "prepare them with dflib.data.eval_transform"
+        )
     return images.unsqueeze(0) if images.ndim == 3 else images
 
 
@@ -83,8 +85,9 @@ def _tokens_to_map(act: torch.Tensor, model: nn.Module, size: Sequence[int]) -> 
     return patches.transpose(1, 2).reshape(n, d, gh, length // gh)
 
 
-def grad_cam(model: nn.Module, images: torch.Tensor, *, target: str | int | None = "fake",
-             layer: nn.Module | None = None) -> torch.Tensor:
+def grad_cam(
+    model: nn.Module, images: torch.Tensor, *, target: str | int | None = "fake", layer: nn.Module | None = None
+) -> torch.Tensor:
     """Grad-CAM heatmaps ``(N, H, W)`` in [0, 1] (float32, CPU) for ``images`` as the model eats them.
 
     ``layer`` defaults to ``model.cam_layer`` (every dflib Detector has one; for a ViT the
@@ -129,8 +132,9 @@ def grad_cam(model: nn.Module, images: torch.Tensor, *, target: str | int | None
     return _normalize(_upsample(cam, x0.shape[-2:]), subtract_min=False).cpu()
 
 
-def rollout(attentions: Sequence[torch.Tensor], *, num_prefix: int = 1, head_fusion: str = "mean",
-            query: str = "cls") -> torch.Tensor:
+def rollout(
+    attentions: Sequence[torch.Tensor], *, num_prefix: int = 1, head_fusion: str = "mean", query: str = "cls"
+) -> torch.Tensor:
     """Attention rollout of per-block maps ``(N, heads, L, L)`` (first block first).
 
     Returns the rolled-out attention to each patch token, ``(N, L - num_prefix)``, of the token(s)
@@ -217,8 +221,10 @@ def _image_hwc_uint8(image: object) -> np.ndarray:
         return arr
     arr = arr.astype(np.float64)
     if arr.min() < -1e-3 or arr.max() > 1 + 1e-3:
-        raise ValueError("a float image must hold values in [0, 1]; undo the normalisation first "
-                         "(dflib.data.denormalize) or pass the uint8 image")
+        raise ValueError(
+            "a float image must hold values in [0, 1]; undo the normalisation first "
+            "(dflib.data.denormalize) or pass the uint8 image"
+        )
     return np.clip(arr * 255 + 0.5, 0, 255).astype(np.uint8)
 
 
@@ -233,8 +239,9 @@ def overlay(image: object, heatmap: torch.Tensor | np.ndarray, alpha: float = 0.
     if not 0 <= alpha <= 1:
         raise ValueError(f"alpha must be in [0, 1] (heatmap opacity), got {alpha!r}")
     img = _image_hwc_uint8(image)
-    heat = torch.as_tensor(np.asarray(heatmap.detach().cpu() if isinstance(heatmap, torch.Tensor) else heatmap),
-                           dtype=torch.float32).squeeze()
+    heat = torch.as_tensor(
+        np.asarray(heatmap.detach().cpu() if isinstance(heatmap, torch.Tensor) else heatmap), dtype=torch.float32
+    ).squeeze()
     if heat.ndim != 2:
         raise ValueError(f"heatmap must be 2-D (H, W), got shape {tuple(heat.shape)}")
     if heat.shape != img.shape[:2]:

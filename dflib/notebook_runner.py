@@ -13,9 +13,10 @@ import os
 import re
 import sys
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 NOTEBOOK_PATTERN = re.compile(r"^(\d\d)_[\w-]+\.ipynb$")
 
@@ -40,8 +41,7 @@ def default_notebook_dir() -> Path:
     return Path.cwd() / "notebooks"
 
 
-def list_notebooks(notebook_dir: str | os.PathLike | None = None,
-                   only: Iterable[str] | None = None) -> list[Path]:
+def list_notebooks(notebook_dir: str | os.PathLike | None = None, only: Iterable[str] | None = None) -> list[Path]:
     """The numbered notebooks in reading order, optionally only those whose number or name matches."""
     folder = Path(notebook_dir) if notebook_dir else default_notebook_dir()
     if not folder.is_dir():
@@ -136,8 +136,13 @@ def run_notebooks(
         start = time.perf_counter()
         try:
             pm.execute_notebook(
-                str(book), str(tmp_target), parameters=params, cwd=str(book.parent),
-                kernel_name=kernel_name, progress_bar=False, log_output=False,
+                str(book),
+                str(tmp_target),
+                parameters=params,
+                cwd=str(book.parent),
+                kernel_name=kernel_name,
+                progress_bar=False,
+                log_output=False,
             )
         except KeyboardInterrupt:
             tmp_target.unlink(missing_ok=True)  # the notebook itself is untouched
@@ -181,18 +186,20 @@ def main_run(args) -> int:  # called by the CLI
     if args.smoke and out is None:
         # A smoke run must not replace the committed notebooks' full-run outputs and HTML.
         out = smoke_out_dir(args.dir)
-        print(f"[dflib] smoke run: executed notebooks and html/ go to {out} (pass --out to choose; the "
-              f"committed notebooks are left as they are)")
+        print(
+            f"[dflib] smoke run: executed notebooks and html/ go to {out} (pass --out to choose; the "
+            f"committed notebooks are left as they are)"
+        )
     try:
-        runs = run_notebooks(args.only, smoke=args.smoke, parameters=params, out_dir=out,
-                             notebook_dir=args.dir, render=not args.no_html)
+        runs = run_notebooks(
+            args.only, smoke=args.smoke, parameters=params, out_dir=out, notebook_dir=args.dir, render=not args.no_html
+        )
     except NotebookError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         _quiet_interrupt()
-        print("interrupted: the notebook that was running is unchanged (its partial copy was removed)",
-              file=sys.stderr)
+        print("interrupted: the notebook that was running is unchanged (its partial copy was removed)", file=sys.stderr)
         return 130
     total = sum(r.seconds for r in runs)
     print(f"[dflib] {len(runs)} notebook(s) ran in {total:.0f} s")

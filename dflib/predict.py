@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence, Union
 
 import numpy as np
 import pandas as pd
@@ -39,17 +39,19 @@ COLUMNS = ["path", "p_fake", "label", "threshold", "model", "error"]
 DISPLAY_MAX_SIDE = 512  # explanation overlays are drawn on the original image, shrunk to this
 
 Detector = tuple[nn.Module, ModelCard]
-DetectorLike = Union[str, os.PathLike, Detector]
+DetectorLike = str | os.PathLike | Detector
 
 
 # --------------------------------------------------------------------------- detectors
-def load_detectors(detectors: DetectorLike | Sequence[DetectorLike],
-                   device: str | torch.device = "cpu") -> list[Detector]:
+def load_detectors(
+    detectors: DetectorLike | Sequence[DetectorLike], device: str | torch.device = "cpu"
+) -> list[Detector]:
     """``[(model, card), ...]`` from checkpoint paths and/or ready ``(model, card)`` pairs."""
     from dflib.checkpoint import CheckpointError, check_format, detector_paths, load_detector
 
-    if isinstance(detectors, (str, os.PathLike)) or (isinstance(detectors, tuple) and len(detectors) == 2
-                                                      and isinstance(detectors[0], nn.Module)):
+    if isinstance(detectors, (str, os.PathLike)) or (
+        isinstance(detectors, tuple) and len(detectors) == 2 and isinstance(detectors[0], nn.Module)
+    ):
         detectors = [detectors]
     loaded = []
     for item in detectors:
@@ -57,11 +59,14 @@ def load_detectors(detectors: DetectorLike | Sequence[DetectorLike],
             check_format(item)
             weights, card = detector_paths(item)
             if Path(item).expanduser().is_dir():
-                raise CheckpointError(f"checkpoint {item} is a folder; pass one detector in it "
-                                      f"({_available(Path(item).expanduser())})")
+                raise CheckpointError(
+                    f"checkpoint {item} is a folder; pass one detector in it ({_available(Path(item).expanduser())})"
+                )
             if not weights.exists() and not card.exists():
-                raise CheckpointError(f"checkpoint {item} does not exist (looked for {weights.name} and "
-                                      f"{card.name} in {weights.parent}); {_available(weights.parent)}")
+                raise CheckpointError(
+                    f"checkpoint {item} does not exist (looked for {weights.name} and "
+                    f"{card.name} in {weights.parent}); {_available(weights.parent)}"
+                )
             loaded.append(load_detector(item, device=device))
         elif isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], nn.Module):
             model, card = item
@@ -75,8 +80,11 @@ def load_detectors(detectors: DetectorLike | Sequence[DetectorLike],
 
 def _available(folder: Path) -> str:
     """A hint listing the detectors saved in ``folder`` (or how to make one)."""
-    have = sorted(p.name for p in folder.glob("*.json") if p.with_suffix(".safetensors").is_file()) \
-        if folder.is_dir() else []
+    have = (
+        sorted(p.name for p in folder.glob("*.json") if p.with_suffix(".safetensors").is_file())
+        if folder.is_dir()
+        else []
+    )
     if have:
         more = f" and {len(have) - 8} more" if len(have) > 8 else ""
         return f"detectors in {folder}: {', '.join(have[:8])}{more}"
@@ -94,7 +102,7 @@ def _check_threshold(threshold: float | None) -> float | None:
 
 def _names(detectors: Sequence[Detector]) -> list[str]:
     names, seen = [], {}
-    for model, card in detectors:
+    for _, card in detectors:
         name = card.name
         seen[name] = seen.get(name, 0) + 1
         names.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
@@ -126,8 +134,9 @@ def explain_filenames(paths: Sequence[str | os.PathLike]) -> list[str]:
     return names
 
 
-def _write_explanations(model: nn.Module, x: torch.Tensor, images: Sequence[torch.Tensor],
-                        targets: Sequence[Path]) -> list[str]:
+def _write_explanations(
+    model: nn.Module, x: torch.Tensor, images: Sequence[torch.Tensor], targets: Sequence[Path]
+) -> list[str]:
     """Heatmap overlays for one normalised batch ``x``, drawn on ``images`` (uint8, original
     aspect); returns an error text per image ('' when written)."""
     from PIL import Image
@@ -197,30 +206,41 @@ def _read_error(path: Path, error: Exception) -> str:
         return reason
     text = re.sub(r"\s*<_io\.\w+ object at 0x[0-9a-f]+>", "", str(error))
     prefix = f"{path}: "
-    return text[len(prefix):] if text.startswith(prefix) else f"{type(error).__name__}: {text}"
+    return text[len(prefix) :] if text.startswith(prefix) else f"{type(error).__name__}: {text}"
 
 
 def _collate(items):
     return items
 
 
-def _score(paths: Sequence[Path], detectors: Sequence[Detector], device: torch.device, *, batch_size: int,
-           workers: int, progress: bool, explain_dir: Path | None = None) -> tuple[np.ndarray, list[str], list[str]]:
+def _score(
+    paths: Sequence[Path],
+    detectors: Sequence[Detector],
+    device: torch.device,
+    *,
+    batch_size: int,
+    workers: int,
+    progress: bool,
+    explain_dir: Path | None = None,
+) -> tuple[np.ndarray, list[str], list[str]]:
     """P(fake) ``(N, n_detectors)`` (NaN for unreadable files), read errors and explanation errors."""
     from tqdm.auto import tqdm
 
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"batch_size={batch_size!r} is invalid; use an integer >= 1")
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
-        raise ValueError(f"--workers {workers!r} is invalid (workers= in Python); use 0 (read in this process) "
-                         f"or a number of reading processes")
+        raise ValueError(
+            f"--workers {workers!r} is invalid (workers= in Python); use 0 (read in this process) "
+            f"or a number of reading processes"
+        )
     data = _Files(paths, [card.transform() for _, card in detectors], display=explain_dir is not None)
-    loader = torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=workers,
-                                         collate_fn=_collate)
+    loader = torch.utils.data.DataLoader(
+        data, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=_collate
+    )
     probs = np.full((len(paths), len(detectors)), np.nan)
     errors = [""] * len(paths)
     explain_errors = [""] * len(paths)
-    targets = ([explain_dir / n for n in explain_filenames(paths)] if explain_dir is not None else None)
+    targets = [explain_dir / n for n in explain_filenames(paths)] if explain_dir is not None else None
     with tqdm(total=len(paths), desc="predict", unit="img", disable=not progress) as bar:
         for batch in loader:
             good = [(i, xs) for i, xs, err, _ in batch if err is None]
@@ -230,17 +250,20 @@ def _score(paths: Sequence[Path], detectors: Sequence[Detector], device: torch.d
                     errors[i] = err
             if good:
                 idx = [i for i, _ in good]
-                for k, (model, card) in enumerate(detectors):
+                for k, (model, _) in enumerate(detectors):
                     x = torch.stack([xs[k] for _, xs in good]).to(device)
                     with torch.inference_mode():
                         logits = model(x).float()
                     if logits.numel() != len(idx):
-                        raise ValueError(f"{_names(detectors)[k]} gives {tuple(logits.shape)} outputs for {len(idx)} "
-                                         f"images; dflib predict needs a binary detector (num_classes=1)")
+                        raise ValueError(
+                            f"{_names(detectors)[k]} gives {tuple(logits.shape)} outputs for {len(idx)} "
+                            f"images; dflib predict needs a binary detector (num_classes=1)"
+                        )
                     probs[idx, k] = torch.sigmoid(logits.reshape(-1)).double().cpu().numpy()
                     if targets is not None and k == 0:
-                        written = _write_explanations(model, x.clone(), [shown[i] for i in idx],
-                                                      [targets[i] for i in idx])
+                        written = _write_explanations(
+                            model, x.clone(), [shown[i] for i in idx], [targets[i] for i in idx]
+                        )
                         for i, e in zip(idx, written):
                             explain_errors[i] = e
             bar.update(len(batch))
@@ -252,32 +275,46 @@ def _prepare_explain_dir(explain_dir: str | os.PathLike) -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise ValueError(f"cannot create the --explain folder {folder} ({e.strerror or e}); "
-                         f"choose a writable folder") from None
+        raise ValueError(
+            f"cannot create the --explain folder {folder} ({e.strerror or e}); choose a writable folder"
+        ) from None
     if not os.access(folder, os.W_OK):
         raise ValueError(f"the --explain folder {folder} is not writable; choose a writable folder")
     return folder
 
 
-def _frame(paths: Sequence[Path], p_fake: np.ndarray, errors: Sequence[str], threshold: float,
-           model: str) -> pd.DataFrame:
+def _frame(
+    paths: Sequence[Path], p_fake: np.ndarray, errors: Sequence[str], threshold: float, model: str
+) -> pd.DataFrame:
     ok = ~np.isnan(p_fake)
     label = np.where(p_fake >= threshold, "fake", "real").astype(object)
     label[~ok] = None
-    return pd.DataFrame({
-        "path": [os.fspath(p) for p in paths],
-        "p_fake": p_fake,
-        "label": label,
-        "threshold": float(threshold),
-        "model": model,
-        "error": [e or None for e in errors],
-    }, columns=COLUMNS)
+    return pd.DataFrame(
+        {
+            "path": [os.fspath(p) for p in paths],
+            "p_fake": p_fake,
+            "label": label,
+            "threshold": float(threshold),
+            "model": model,
+            "error": [e or None for e in errors],
+        },
+        columns=COLUMNS,
+    )
 
 
-def predict_paths(paths: Iterable[str | os.PathLike] | str | os.PathLike, checkpoint: DetectorLike,
-                  threshold: float | None = None, *, batch_size: int = 32, device: str | torch.device = "auto",
-                  explain_dir: str | os.PathLike | None = None, workers: int = 0,
-                  progress: bool = True, faces: bool = False, **face_options: float) -> pd.DataFrame:
+def predict_paths(
+    paths: Iterable[str | os.PathLike] | str | os.PathLike,
+    checkpoint: DetectorLike,
+    threshold: float | None = None,
+    *,
+    batch_size: int = 32,
+    device: str | torch.device = "auto",
+    explain_dir: str | os.PathLike | None = None,
+    workers: int = 0,
+    progress: bool = True,
+    faces: bool = False,
+    **face_options: float,
+) -> pd.DataFrame:
     """Score every image under ``paths`` with one detector; one row per file, columns ``COLUMNS``.
 
     ``checkpoint`` is a checkpoint path (either file of the pair) or a ``(model, card)`` pair.
@@ -299,23 +336,42 @@ def predict_paths(paths: Iterable[str | os.PathLike] | str | os.PathLike, checkp
         raise ValueError("predict_paths takes one detector; use predict_ensemble for several")
     t = detectors[0][1].threshold_or_default() if threshold is None else threshold
     if faces:
-        return _predict_faces(files, detectors, dev, t, batch_size=batch_size, workers=workers, progress=progress,
-                              explain_dir=folder, **face_options)
-    probs, errors, explain_errors = _score(files, detectors, dev, batch_size=batch_size, workers=workers,
-                                           progress=progress, explain_dir=folder)
+        return _predict_faces(
+            files,
+            detectors,
+            dev,
+            t,
+            batch_size=batch_size,
+            workers=workers,
+            progress=progress,
+            explain_dir=folder,
+            **face_options,
+        )
+    probs, errors, explain_errors = _score(
+        files, detectors, dev, batch_size=batch_size, workers=workers, progress=progress, explain_dir=folder
+    )
     df = _frame(files, probs[:, 0], errors, t, _names(detectors)[0])
     if folder is not None:
         names = explain_filenames(files)
-        df.attrs["explanations"] = {os.fspath(p): str(folder / n) for p, n, e, x in
-                                    zip(files, names, errors, explain_errors) if not e and not x}
+        df.attrs["explanations"] = {
+            os.fspath(p): str(folder / n) for p, n, e, x in zip(files, names, errors, explain_errors) if not e and not x
+        }
         df.attrs["explain_errors"] = {os.fspath(p): x for p, x in zip(files, explain_errors) if x}
     return df
 
 
-def predict_ensemble(paths: Iterable[str | os.PathLike] | str | os.PathLike,
-                     checkpoints: Sequence[DetectorLike], threshold: float | None = None, *,
-                     batch_size: int = 32, device: str | torch.device = "auto", workers: int = 0,
-                     progress: bool = True, faces: bool = False, **face_options: float) -> pd.DataFrame:
+def predict_ensemble(
+    paths: Iterable[str | os.PathLike] | str | os.PathLike,
+    checkpoints: Sequence[DetectorLike],
+    threshold: float | None = None,
+    *,
+    batch_size: int = 32,
+    device: str | torch.device = "auto",
+    workers: int = 0,
+    progress: bool = True,
+    faces: bool = False,
+    **face_options: float,
+) -> pd.DataFrame:
     """Score with several detectors and average their P(fake) (a soft-voting ensemble).
 
     Each image is read once and prepared for each detector as its card says. The result has
@@ -333,8 +389,9 @@ def predict_ensemble(paths: Iterable[str | os.PathLike] | str | os.PathLike,
     detectors = load_detectors(checkpoints, dev)
     if faces:
         t = DEFAULT_THRESHOLD if threshold is None else threshold
-        return _predict_faces(files, detectors, dev, t, batch_size=batch_size, workers=workers, progress=progress,
-                              **face_options)
+        return _predict_faces(
+            files, detectors, dev, t, batch_size=batch_size, workers=workers, progress=progress, **face_options
+        )
     probs, errors, _ = _score(files, detectors, dev, batch_size=batch_size, workers=workers, progress=progress)
     names = _names(detectors)
     mean = probs.mean(axis=1)
@@ -346,9 +403,18 @@ def predict_ensemble(paths: Iterable[str | os.PathLike] | str | os.PathLike,
     return df
 
 
-def _predict_faces(files: Sequence[Path], detectors: Sequence[Detector], dev: torch.device, threshold: float, *,
-                   batch_size: int, workers: int, progress: bool, explain_dir: Path | None = None,
-                   **face_options: float) -> pd.DataFrame:
+def _predict_faces(
+    files: Sequence[Path],
+    detectors: Sequence[Detector],
+    dev: torch.device,
+    threshold: float,
+    *,
+    batch_size: int,
+    workers: int,
+    progress: bool,
+    explain_dir: Path | None = None,
+    **face_options: float,
+) -> pd.DataFrame:
     """Face mode of :func:`predict_paths` and :func:`predict_ensemble`: one row per face."""
     from dflib.predict_faces import score_faces
 
@@ -356,8 +422,18 @@ def _predict_faces(files: Sequence[Path], detectors: Sequence[Detector], dev: to
         raise ValueError(f"batch_size={batch_size!r} is invalid; use an integer >= 1")
     names = _names(detectors)
     targets = [explain_dir / n for n in explain_filenames(files)] if explain_dir is not None else None
-    res = score_faces(files, detectors, dev, batch_size=batch_size, workers=workers, progress=progress,
-                      threshold=threshold, read_error=_read_error, explain_targets=targets, **face_options)
+    res = score_faces(
+        files,
+        detectors,
+        dev,
+        batch_size=batch_size,
+        workers=workers,
+        progress=progress,
+        threshold=threshold,
+        read_error=_read_error,
+        explain_targets=targets,
+        **face_options,
+    )
     label = names[0] if len(names) == 1 else f"ensemble({'+'.join(names)})"
     df = pd.concat([_frame(res.paths, res.probs.mean(axis=1), res.errors, threshold, label), res.columns], axis=1)
     if len(names) > 1:
@@ -368,9 +444,14 @@ def _predict_faces(files: Sequence[Path], detectors: Sequence[Detector], dev: to
     return df
 
 
-def explanation_overlays(paths: Iterable[str | os.PathLike] | str | os.PathLike, checkpoint: DetectorLike, *,
-                         batch_size: int = 32, device: str | torch.device = "auto",
-                         max_side: int = DISPLAY_MAX_SIDE) -> dict[str, np.ndarray | None]:
+def explanation_overlays(
+    paths: Iterable[str | os.PathLike] | str | os.PathLike,
+    checkpoint: DetectorLike,
+    *,
+    batch_size: int = 32,
+    device: str | torch.device = "auto",
+    max_side: int = DISPLAY_MAX_SIDE,
+) -> dict[str, np.ndarray | None]:
     """``{path: heatmap overlay}`` for every image under ``paths``, in memory (notebook 07's gallery).
 
     The same overlays ``predict_paths(..., explain_dir=...)`` writes as PNGs: Grad-CAM for a CNN,
@@ -395,7 +476,7 @@ def explanation_overlays(paths: Iterable[str | os.PathLike] | str | os.PathLike,
     for start in range(0, len(files), batch_size):
         batch = [data[i] for i in range(start, min(start + batch_size, len(files)))]
         good = [(i, xs[0], shown) for i, xs, err, shown in batch if err is None]
-        for i, _, err, _ in batch:
+        for i, *_ in batch:
             out[os.fspath(files[i])] = None
         if not good:
             continue
@@ -410,9 +491,15 @@ def explanation_overlays(paths: Iterable[str | os.PathLike] | str | os.PathLike,
 # --------------------------------------------------------------------------- output
 def format_table(df: pd.DataFrame) -> str:
     """A readable text table of predictions plus a one-line summary (what the CLI prints)."""
-    rows = [[os.fspath(p), "" if np.isnan(v) else (f"{v:.4f}" if v >= 1e-4 else f"{v:.1e}"), lab if isinstance(lab, str) else "",
-             err if isinstance(err, str) else ""]
-            for p, v, lab, err in zip(df["path"], df["p_fake"], df["label"], df["error"])]
+    rows = [
+        [
+            os.fspath(p),
+            "" if np.isnan(v) else (f"{v:.4f}" if v >= 1e-4 else f"{v:.1e}"),
+            lab if isinstance(lab, str) else "",
+            err if isinstance(err, str) else "",
+        ]
+        for p, v, lab, err in zip(df["path"], df["p_fake"], df["label"], df["error"])
+    ]
     header = ["path", "p_fake", "label", "error"]
     if not any(r[3] for r in rows):
         header, rows = header[:3], [r[:3] for r in rows]
@@ -422,8 +509,10 @@ def format_table(df: pd.DataFrame) -> str:
     n_fake = int((df["label"] == "fake").sum())
     n_real = int((df["label"] == "real").sum())
     n_bad = int(df["error"].notna().sum())
-    lines.append(f"{len(df)} image(s), {df['model'].iloc[0]}, threshold {df['threshold'].iloc[0]:.4g}: "
-                 f"{n_fake} fake, {n_real} real" + (f", {n_bad} unreadable" if n_bad else ""))
+    lines.append(
+        f"{len(df)} image(s), {df['model'].iloc[0]}, threshold {df['threshold'].iloc[0]:.4g}: "
+        f"{n_fake} fake, {n_real} real" + (f", {n_bad} unreadable" if n_bad else "")
+    )
     return "\n".join(lines)
 
 
@@ -448,5 +537,14 @@ def write_csv(df: pd.DataFrame, out: str | os.PathLike) -> Path:
     return path
 
 
-__all__ = ["predict_paths", "predict_ensemble", "load_detectors", "explain_filenames", "explanation_overlays",
-           "format_table", "write_csv", "check_output_path", "COLUMNS"]
+__all__ = [
+    "predict_paths",
+    "predict_ensemble",
+    "load_detectors",
+    "explain_filenames",
+    "explanation_overlays",
+    "format_table",
+    "write_csv",
+    "check_output_path",
+    "COLUMNS",
+]

@@ -20,9 +20,10 @@ P(fake) and decision, and the heatmap of the first detector inside the face's cr
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -87,16 +88,22 @@ def _display(img: torch.Tensor, max_side: int = DISPLAY_MAX_SIDE) -> np.ndarray:
     if max(h, w) <= max_side:
         return np.ascontiguousarray(arr)
     s = max_side / max(h, w)
-    return np.asarray(Image.fromarray(arr).resize((max(1, round(w * s)), max(1, round(h * s))),
-                                                  Image.Resampling.LANCZOS))
+    return np.asarray(
+        Image.fromarray(arr).resize((max(1, round(w * s)), max(1, round(h * s))), Image.Resampling.LANCZOS)
+    )
 
 
 def _collate(items):
     return items
 
 
-def draw_faces(image: np.ndarray, size: tuple[int, int], rows: Sequence[dict], threshold: float,
-               heat: Sequence[torch.Tensor | None] | None = None) -> np.ndarray:
+def draw_faces(
+    image: np.ndarray,
+    size: tuple[int, int],
+    rows: Sequence[dict],
+    threshold: float,
+    heat: Sequence[torch.Tensor | None] | None = None,
+) -> np.ndarray:
     """The photo (``image``, the original of ``size`` = (w, h) shrunk) with each face's heatmap inside its
     crop, its box and ``face k: P(fake) -> decision``; ``rows`` have ``box``, ``region``, ``face``, ``p``."""
     from PIL import Image, ImageDraw, ImageFont
@@ -132,11 +139,21 @@ def draw_faces(image: np.ndarray, size: tuple[int, int], rows: Sequence[dict], t
     return np.asarray(pil)
 
 
-def score_faces(paths: Sequence[Path], detectors: Sequence[tuple[Any, Any]], device: torch.device, *,
-                batch_size: int, workers: int, progress: bool, threshold: float,
-                read_error: Callable[[Path, Exception], str], explain_targets: Sequence[Path] | None = None,
-                min_face: float = MIN_FACE, max_pixels: int = MAX_DETECT_PIXELS,
-                face_threshold: float = THRESHOLD) -> FaceRows:
+def score_faces(
+    paths: Sequence[Path],
+    detectors: Sequence[tuple[Any, Any]],
+    device: torch.device,
+    *,
+    batch_size: int,
+    workers: int,
+    progress: bool,
+    threshold: float,
+    read_error: Callable[[Path, Exception], str],
+    explain_targets: Sequence[Path] | None = None,
+    min_face: float = MIN_FACE,
+    max_pixels: int = MAX_DETECT_PIXELS,
+    face_threshold: float = THRESHOLD,
+) -> FaceRows:
     """Find, crop and score the faces of every image under ``paths`` with ``detectors`` ((model, card) pairs)."""
     from tqdm.auto import tqdm
 
@@ -146,14 +163,15 @@ def score_faces(paths: Sequence[Path], detectors: Sequence[tuple[Any, Any]], dev
     options = {"min_face": float(min_face), "max_pixels": int(max_pixels), "threshold": float(face_threshold)}
     smallest_face(1, 1, **{k: options[k] for k in ("min_face", "max_pixels")})  # validates the options
     data = _FaceFiles(paths, [card.transform() for _, card in detectors], options, explain_targets is not None)
-    loader = torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=workers,
-                                         collate_fn=_collate)
+    loader = torch.utils.data.DataLoader(
+        data, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=_collate
+    )
     rows: list[dict] = []
     result = FaceRows(paths=[], probs=np.zeros((0, len(detectors))), errors=[], columns=pd.DataFrame())
     with tqdm(total=len(paths), desc="predict faces", unit="img", disable=not progress) as bar:
         for batch in loader:
             pending, first = [], len(rows)
-            for i, entries, error, note, shown, _ in batch:
+            for i, entries, error, note, _, _ in batch:
                 if error is not None:
                     rows.append({"i": i, "error": read_error(paths[i], error), "face": None, "box": None, "note": ""})
                     continue
@@ -164,7 +182,7 @@ def score_faces(paths: Sequence[Path], detectors: Sequence[tuple[Any, Any]], dev
                     pending.append(rows[-1])
             _run(pending, detectors, device, batch_size, explain_targets is not None)
             if explain_targets is not None:
-                for i, entries, error, note, shown, size in batch:
+                for i, _, error, _, shown, size in batch:
                     if error is None:
                         mine = [r for r in rows[first:] if r["i"] == i and "region" in r]
                         _explain_one(mine, shown, size, paths[i], explain_targets[i], threshold, result)
@@ -174,27 +192,34 @@ def score_faces(paths: Sequence[Path], detectors: Sequence[tuple[Any, Any]], dev
     result.probs = np.array([r.get("p", blank) for r in rows], dtype=float).reshape(-1, len(detectors))
     result.errors = [r["error"] for r in rows]
     box = [r["box"] if r["box"] is not None else (None,) * 4 for r in rows]
-    result.columns = pd.DataFrame({
-        "face": pd.array([r["face"] for r in rows], dtype="Int64"),
-        **{c: pd.array([None if b[j] is None else int(round(b[j])) for b in box], dtype="Int64")
-           for j, c in enumerate(("x0", "y0", "x1", "y1"))},
-        "note": [r["note"] or None for r in rows],
-    }, columns=FACE_COLUMNS)
+    result.columns = pd.DataFrame(
+        {
+            "face": pd.array([r["face"] for r in rows], dtype="Int64"),
+            **{
+                c: pd.array([None if b[j] is None else int(round(b[j])) for b in box], dtype="Int64")
+                for j, c in enumerate(("x0", "y0", "x1", "y1"))
+            },
+            "note": [r["note"] or None for r in rows],
+        },
+        columns=FACE_COLUMNS,
+    )
     return result
 
 
 def _run(pending: list[dict], detectors, device, batch_size: int, with_heat: bool) -> None:
     """Score ``pending`` rows in chunks of ``batch_size``; sets ``p`` (per detector) and ``heat`` on each."""
     for start in range(0, len(pending), batch_size):
-        chunk = pending[start:start + batch_size]
+        chunk = pending[start : start + batch_size]
         probs = []
         for k, (model, card) in enumerate(detectors):
             x = torch.stack([r["xs"][k] for r in chunk]).to(device)
             with torch.inference_mode():
                 logits = model(x).float()
             if logits.numel() != len(chunk):
-                raise ValueError(f"{card.name} gives {tuple(logits.shape)} outputs for {len(chunk)} faces; "
-                                 f"dflib predict needs a binary detector (num_classes=1)")
+                raise ValueError(
+                    f"{card.name} gives {tuple(logits.shape)} outputs for {len(chunk)} faces; "
+                    f"dflib predict needs a binary detector (num_classes=1)"
+                )
             probs.append(torch.sigmoid(logits.reshape(-1)).double().cpu().numpy())
             if with_heat and k == 0:
                 from dflib.explain import explain
@@ -211,13 +236,19 @@ def _run(pending: list[dict], detectors, device, batch_size: int, with_heat: boo
             del r["xs"]
 
 
-def _explain_one(mine: list[dict], shown: np.ndarray, size: tuple[int, int], path: Path, target: Path,
-                 threshold: float, result: FaceRows) -> None:
+def _explain_one(
+    mine: list[dict],
+    shown: np.ndarray,
+    size: tuple[int, int],
+    path: Path,
+    target: Path,
+    threshold: float,
+    result: FaceRows,
+) -> None:
     from PIL import Image
 
     try:
-        drawn = draw_faces(shown, size, [{**r, "p": r["p"][0]} for r in mine], threshold,
-                           [r.get("heat") for r in mine])
+        drawn = draw_faces(shown, size, [{**r, "p": r["p"][0]} for r in mine], threshold, [r.get("heat") for r in mine])
         Image.fromarray(drawn).save(target, format="PNG")
         result.explanations[os.fspath(path)] = str(target)
     except Exception as e:
@@ -238,8 +269,10 @@ def format_faces_table(df: pd.DataFrame) -> str:
     n_images = df["path"].nunique()
     n_none = int((df["face"].isna() & df["error"].isna()).sum())
     n_bad = int(df["error"].notna().sum())
-    return text + (f"\n{n_faces} face(s) in {n_images} image(s), {df['model'].iloc[0]}, threshold "
-                   f"{df['threshold'].iloc[0]:.4g}: {int(df['p_fake'].notna().sum())} row(s) scored, "
-                   f"{int((df['label'] == 'fake').sum())} fake, {int((df['label'] == 'real').sum())} real"
-                   + (f", {n_none} image(s) without a face" if n_none else "")
-                   + (f", {n_bad} unreadable" if n_bad else ""))
+    return text + (
+        f"\n{n_faces} face(s) in {n_images} image(s), {df['model'].iloc[0]}, threshold "
+        f"{df['threshold'].iloc[0]:.4g}: {int(df['p_fake'].notna().sum())} row(s) scored, "
+        f"{int((df['label'] == 'fake').sum())} fake, {int((df['label'] == 'real').sum())} real"
+        + (f", {n_none} image(s) without a face" if n_none else "")
+        + (f", {n_bad} unreadable" if n_bad else "")
+    )

@@ -17,10 +17,11 @@ from __future__ import annotations
 import json
 import os
 import random
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -193,8 +194,12 @@ def deterministic_mode(enabled: bool = True) -> Iterator[None]:
     if not enabled:
         yield
         return
-    before = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
-              torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    before = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.backends.cudnn.deterministic,
+        torch.backends.cudnn.benchmark,
+    )
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(True, warn_only=True)
     torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
@@ -211,8 +216,13 @@ def rng_state() -> dict[str, Any]:
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
     state: dict[str, Any] = {
         "python": {"version": py[0], "state": list(py[1]), "gauss": py[2]},
-        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "gauss": float(gauss)},
+        "numpy": {
+            "kind": kind,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "gauss": float(gauss),
+        },
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -272,8 +282,11 @@ def acquire_run_lock(folder: str | os.PathLike, log=print) -> Path:
     from datetime import datetime, timezone
 
     path = Path(folder) / LOCK_NAME
-    mine = {"pid": os.getpid(), "host": host_name(),
-            "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    mine = {
+        "pid": os.getpid(),
+        "host": host_name(),
+        "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
     for _ in range(3):
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -286,11 +299,13 @@ def acquire_run_lock(folder: str | os.PathLike, log=print) -> Path:
             if host != mine["host"]:
                 raise RunLockError(
                     f"{path.parent} is in use by process {pid} on host {host} (since {held.get('started_utc')}); "
-                    f"wait for that run to end or choose another --name or --out (if it is gone, delete {path})")
+                    f"wait for that run to end or choose another --name or --out (if it is gone, delete {path})"
+                ) from None
             if pid_alive(pid) and pid != os.getpid():
                 raise RunLockError(
                     f"{path.parent} is in use by another training run (process {pid} on this host, since "
-                    f"{held.get('started_utc')}); wait for it to end, or choose another --name or --out")
+                    f"{held.get('started_utc')}); wait for it to end, or choose another --name or --out"
+                ) from None
             log(f"taking over the stale lock {path} (process {pid} on this host no longer runs)")
             path.unlink(missing_ok=True)
             continue

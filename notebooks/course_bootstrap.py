@@ -51,17 +51,21 @@ def setup(root: str | os.PathLike, cloned: bool = False) -> bool:
         if not cloned:
             raise ModuleNotFoundError(
                 f"dflib is not installed in this Python ({sys.executable}); in {root} run `make install` "
-                f"(then use .venv's kernel) or `pip install -e '.[{EXTRAS}]'`, and re-run this cell")
+                f"(then use .venv's kernel) or `pip install -e '.[{EXTRAS}]'`, and re-run this cell"
+            )
         options = shlex.split(os.environ.get("DFLIB_PIP_OPTIONS", ""))
         print(f"installing dflib from {root} (pip install -e '.[{EXTRAS}]') ...", flush=True)
-        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", *options, "-e", f"{root}[{EXTRAS}]"],
-                       check=True)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", *options, "-e", f"{root}[{EXTRAS}]"], check=True
+        )
         importlib.invalidate_caches()
         sys.path.insert(0, str(root))
         print(f"dflib installed from {root}; working folder {Path.cwd()}")
     if in_colab and shutil.which("nvidia-smi") is None:
-        print("No GPU in this runtime: fine for the embedded sample; to train on the real data choose "
-              "Runtime > Change runtime type > GPU, then run the notebook again.")
+        print(
+            "No GPU in this runtime: fine for the embedded sample; to train on the real data choose "
+            "Runtime > Change runtime type > GPU, then run the notebook again."
+        )
     return in_colab
 
 
@@ -73,7 +77,7 @@ def repo_url(root: str | os.PathLike | None = None) -> str:
     section = re.search(r"^\[project\.urls\]\s*$(.*?)(?=^\[|\Z)", text, re.M | re.S)
     found = section and re.search(r'^Repository\s*=\s*"([^"]+)"', section.group(1), re.M)
     if not found:
-        raise ValueError(f"{root / 'pyproject.toml'} has no [project.urls] Repository = \"...\" entry")
+        raise ValueError(f'{root / "pyproject.toml"} has no [project.urls] Repository = "..." entry')
     return found.group(1).rstrip("/")
 
 
@@ -82,9 +86,12 @@ def bootstrap_cell(url: str) -> str:
     return _CELL.replace("<URL>", url)
 
 
-_CELL = '''# Setup (the same in every notebook; see notebooks/course_bootstrap.py): in a checkout it does nothing; on its
-# own (Colab) it clones the course beside this notebook, installs dflib and moves into the clone's notebooks/.
-import os, subprocess, sys
+_CELL = """# Setup (the same in every notebook; see notebooks/course_bootstrap.py): in a checkout it does nothing;
+# on its own (Colab) it clones the course beside this notebook, installs dflib and moves into the clone's
+# notebooks/.
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 REPO_URL = os.environ.get("DFLIB_REPO_URL") or "<URL>"
@@ -97,8 +104,9 @@ if cloned := root is None:
     os.chdir(root / "notebooks")
 sys.path.insert(0, str(root / "notebooks"))
 from course_bootstrap import setup
+
 IN_COLAB = setup(root, cloned)
-'''
+"""
 
 
 def colab_url(url: str, notebook: str) -> str:
@@ -124,7 +132,7 @@ def _sync_code(source: str, block: str) -> str:
         end = next((i for i, line in enumerate(lines) if line.strip() == "sys.path.insert(0, str(repo))"), None)
     if end is None:
         raise ValueError("the first code cell has no recognisable setup block")
-    return block + "".join(lines[end + 1:])
+    return block + "".join(lines[end + 1 :])
 
 
 def _sync_markdown(source: str, badge: str) -> str:
@@ -144,8 +152,10 @@ def sync_notebooks(root: str | os.PathLike | None = None, write: bool = False) -
         nb = json.loads(path.read_text(encoding="utf-8"))
         code = next(c for c in nb["cells"] if c["cell_type"] == "code")
         text = next(c for c in nb["cells"] if c["cell_type"] == "markdown")
-        new_code, new_text = _sync_code("".join(code["source"]), block), _sync_markdown(
-            "".join(text["source"]), colab_badge(url, path.name))
+        new_code, new_text = (
+            _sync_code("".join(code["source"]), block),
+            _sync_markdown("".join(text["source"]), colab_badge(url, path.name)),
+        )
         if new_code != "".join(code["source"]) or new_text != "".join(text["source"]):
             stale.append(path.name)
             if write:
@@ -157,7 +167,8 @@ def sync_notebooks(root: str | os.PathLike | None = None, write: bool = False) -
     for name in sorted(p.name for p in (root / "notebooks").iterdir() if NOTEBOOK_NAME.match(p.name)):
         link = rf"\| \[[^\]]+\]\(notebooks/{re.escape(name)}\) \(\[HTML\]\([^)]+\)\)"
         row = re.compile(rf"^({link})( \[!\[Open In Colab\][^|]*)?( \|)", re.M)
-        new = row.sub(lambda m: f"{m[1]} {colab_badge(url, name)}{m[3]}", new)
+        badge = colab_badge(url, name)
+        new = row.sub(lambda m, badge=badge: f"{m[1]} {badge}{m[3]}", new)
     if new != text:
         stale.append("README.md")
         if write:

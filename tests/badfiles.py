@@ -31,10 +31,10 @@ def huge_header(data: bytes, w: int = 60000, h: int = 60000) -> bytes:
     while i < len(out):
         marker = out[i + 1]
         if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            out[i + 5:i + 7] = h.to_bytes(2, "big")
-            out[i + 7:i + 9] = w.to_bytes(2, "big")
+            out[i + 5 : i + 7] = h.to_bytes(2, "big")
+            out[i + 7 : i + 9] = w.to_bytes(2, "big")
             return bytes(out)
-        i += 2 + int.from_bytes(out[i + 2:i + 4], "big")
+        i += 2 + int.from_bytes(out[i + 2 : i + 4], "big")
     raise AssertionError("no frame header")
 
 

@@ -25,8 +25,9 @@ def write_image(path: Path, seed: int, size: int = 32, fmt: str = "JPEG", mode: 
     return path
 
 
-def make_dataset(root: Path, splits=("Train", "Validation", "Test"), per_class: int = 4,
-                 class_names=("Real", "Fake"), size: int = 32) -> Path:
+def make_dataset(
+    root: Path, splits=("Train", "Validation", "Test"), per_class: int = 4, class_names=("Real", "Fake"), size: int = 32
+) -> Path:
     """Write root/Dataset/<split>/<class>/<i>.jpg and return the Dataset folder."""
     ds = root / "Dataset"
     seed = 0

@@ -33,9 +33,20 @@ ALL_ON = AugmentConfig(jpeg_p=1.0, blur_p=1.0, color_p=1.0)
 CONFIGS = {
     "default": AugmentConfig(),
     "all_on": ALL_ON,
-    "wide_hue": AugmentConfig(hflip_p=0.5, crop_scale=(0.3, 1.0), crop_ratio=(0.6, 1.6), jpeg_p=0.5,
-                              jpeg_quality=(20, 100), blur_p=0.5, blur_sigma=(0.1, 2.0), color_p=0.7,
-                              brightness=0.3, contrast=0.3, saturation=0.3, hue=0.1),
+    "wide_hue": AugmentConfig(
+        hflip_p=0.5,
+        crop_scale=(0.3, 1.0),
+        crop_ratio=(0.6, 1.6),
+        jpeg_p=0.5,
+        jpeg_quality=(20, 100),
+        blur_p=0.5,
+        blur_sigma=(0.1, 2.0),
+        color_p=0.7,
+        brightness=0.3,
+        contrast=0.3,
+        saturation=0.3,
+        hue=0.1,
+    ),
 }
 
 
@@ -58,8 +69,10 @@ def _images() -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Full-range images (noise, smooth, a thin strip that forces the central-crop fallback) and
     mid-range ones, whose levels no colour jitter of ``CONFIGS`` can push out of 0..255."""
     g = torch.Generator().manual_seed(2024)
-    full = [torch.randint(0, 256, (3, h, w), dtype=torch.uint8, generator=g) for h, w in
-            [(40, 40), (64, 48), (37, 90), (20, 200), (120, 96)]]
+    full = [
+        torch.randint(0, 256, (3, h, w), dtype=torch.uint8, generator=g)
+        for h, w in [(40, 40), (64, 48), (37, 90), (20, 200), (120, 96)]
+    ]
     full += [_smooth(g, 72, 60, 0, 255)]
     mid = [_smooth(g, h, w, 104, 152) for h, w in [(40, 40), (64, 48), (37, 90), (120, 96)]]
     mid += [torch.randint(112, 145, (3, 48, 48), dtype=torch.uint8, generator=g)]
@@ -117,8 +130,12 @@ def test_batched_fused_equals_reference():
     imgs = [mid[k % len(mid)] for k in range(16)]
     staged = [t.sample_stage(img, torch.Generator().manual_seed(50 + k)) for k, img in enumerate(imgs)]
     batch = t.batch_stage(torch.stack([s[0] for s in staged]), torch.stack([s[1] for s in staged]))
-    ref = torch.stack([reference_augment(img, t.draw_params(*img.shape[-2:], torch.Generator().manual_seed(50 + k)), 24)
-                       for k, img in enumerate(imgs)])
+    ref = torch.stack(
+        [
+            reference_augment(img, t.draw_params(*img.shape[-2:], torch.Generator().manual_seed(50 + k)), 24)
+            for k, img in enumerate(imgs)
+        ]
+    )
     assert (batch - ref).abs().max().item() <= ATOL
 
 
@@ -143,10 +160,27 @@ def test_colour_jitter_clips_once_at_the_end():
     """
     img = torch.full((3, 32, 32), 60, dtype=torch.uint8)
     img[:, :16] = 240
-    p = AugmentParams(crop=(0, 0, 32, 32), color_order=("brightness", "contrast", "saturation"),
-                      brightness=1.2, contrast=0.5, saturation=1.0)
-    t = TrainTransform(32, AugmentConfig(hflip_p=0, crop_scale=(1, 1), crop_ratio=(1, 1), jpeg_p=0, blur_p=0,
-                                         color_p=1, brightness=0.2, contrast=0.5, saturation=0))
+    p = AugmentParams(
+        crop=(0, 0, 32, 32),
+        color_order=("brightness", "contrast", "saturation"),
+        brightness=1.2,
+        contrast=0.5,
+        saturation=1.0,
+    )
+    t = TrainTransform(
+        32,
+        AugmentConfig(
+            hflip_p=0,
+            crop_scale=(1, 1),
+            crop_ratio=(1, 1),
+            jpeg_p=0,
+            blur_p=0,
+            color_p=1,
+            brightness=0.2,
+            contrast=0.5,
+            saturation=0,
+        ),
+    )
     x = img.float()
     u = torch.tensor([[0.1, 0.2, 0.3, 0.0, 1.0, 0.0, 0.5, 0.5]], dtype=torch.float64)  # b, c, s; factors 1.2, 0.5, 1
     fused = t._jitter(x[None], u)[0]
@@ -179,16 +213,28 @@ def _uniform_mean_ok(values: list[float], lo: float, hi: float) -> bool:
 
 
 def test_drawn_parameters_follow_the_config():
-    cfg = AugmentConfig(hflip_p=0.5, crop_scale=(0.3, 0.6), crop_ratio=(0.75, 4 / 3), jpeg_p=0.25,
-                        jpeg_quality=(60, 95), blur_p=0.15, blur_sigma=(0.1, 1.2), color_p=0.3,
-                        brightness=0.15, contrast=0.25, saturation=1.5, hue=0.05)
+    cfg = AugmentConfig(
+        hflip_p=0.5,
+        crop_scale=(0.3, 0.6),
+        crop_ratio=(0.75, 4 / 3),
+        jpeg_p=0.25,
+        jpeg_quality=(60, 95),
+        blur_p=0.15,
+        blur_sigma=(0.1, 1.2),
+        color_p=0.3,
+        brightness=0.15,
+        contrast=0.25,
+        saturation=1.5,
+        hue=0.05,
+    )
     h = w = 600  # large: the rounding of the crop's sides is negligible, and every first attempt fits
     ps = _draws(cfg, h, w)
     n = len(ps)
 
     # crop: inside the image; area share uniform in crop_scale; log aspect ratio uniform in log crop_ratio
-    assert all(0 <= p.crop[0] and 0 <= p.crop[1] and p.crop[0] + p.crop[2] <= h and p.crop[1] + p.crop[3] <= w
-               for p in ps)
+    assert all(
+        0 <= p.crop[0] and 0 <= p.crop[1] and p.crop[0] + p.crop[2] <= h and p.crop[1] + p.crop[3] <= w for p in ps
+    )
     scale = [p.crop[2] * p.crop[3] / (h * w) for p in ps]
     log_ratio = [math.log(p.crop[3] / p.crop[2]) for p in ps]
     assert 0.3 - 0.005 <= min(scale) < 0.31 and 0.59 < max(scale) <= 0.6 + 0.005
@@ -209,8 +255,11 @@ def test_drawn_parameters_follow_the_config():
     assert _uniform_mean_ok(sigma, 0.1, 1.2)
     col = [p for p in ps if p.color_order is not None]
     assert _close_to(len(col) / n, 0.3, n)
-    assert all(p.color_order is None and (p.brightness, p.contrast, p.saturation, p.hue) == (1, 1, 1, None)
-               for p in ps if p.color_order is None)  # no jitter: identity factors
+    assert all(
+        p.color_order is None and (p.brightness, p.contrast, p.saturation, p.hue) == (1, 1, 1, None)
+        for p in ps
+        if p.color_order is None
+    )  # no jitter: identity factors
 
     # colour: a uniform order of the three steps; factors uniform in [max(0, 1 - x), 1 + x]; hue in [-h, h]
     orders = [p.color_order for p in col]

@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 from sklearn.calibration import calibration_curve
 
-from dflib.evaluation import (apply_temperature, calibration_summary, expected_calibration_error, fit_temperature,
-                            reliability_curve, roc_auc)
+from dflib.evaluation import (
+    apply_temperature,
+    calibration_summary,
+    expected_calibration_error,
+    fit_temperature,
+    reliability_curve,
+    roc_auc,
+)
 
 
 def test_ece_by_hand():
@@ -34,14 +40,14 @@ def test_reliability_curve_matches_sklearn():
 
 def test_temperature_scaling_recovers_an_overconfident_model():
     rng = np.random.default_rng(0)
-    z = rng.normal(0, 2, 20000)                      # true log-odds
+    z = rng.normal(0, 2, 20000)  # true log-odds
     y = (rng.random(z.size) < 1 / (1 + np.exp(-z))).astype(int)
-    logits = 3 * z                                   # over-confident by a factor of 3
+    logits = 3 * z  # over-confident by a factor of 3
     val, test = slice(0, 10000), slice(10000, None)
-    t = fit_temperature(logits[val], y[val])         # fitted on "Validation"
+    t = fit_temperature(logits[val], y[val])  # fitted on "Validation"
     assert t == pytest.approx(3.0, rel=0.08)
     before = 1 / (1 + np.exp(-logits[test]))
-    after = apply_temperature(logits[test], t)       # applied to "Test"
+    after = apply_temperature(logits[test], t)  # applied to "Test"
     assert expected_calibration_error(y[test], after) < 0.5 * expected_calibration_error(y[test], before)
     assert roc_auc(y[test], after) == pytest.approx(roc_auc(y[test], before))  # ranking untouched
     assert calibration_summary(y[test], after)["nll"] < calibration_summary(y[test], before)["nll"]

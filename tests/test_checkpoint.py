@@ -10,9 +10,20 @@ import pytest
 import torch
 
 import dflib
-from dflib.checkpoint import (CheckpointError, atomic_write_bytes, check_writable, clean_temp_files,
-                              data_fingerprint, detector_paths, load_detector, load_resume_state, load_weights,
-                              read_card, save_detector, save_resume_state)
+from dflib.checkpoint import (
+    CheckpointError,
+    atomic_write_bytes,
+    check_writable,
+    clean_temp_files,
+    data_fingerprint,
+    detector_paths,
+    load_detector,
+    load_resume_state,
+    load_weights,
+    read_card,
+    save_detector,
+    save_resume_state,
+)
 from dflib.cli import main
 from dflib.models import create_model
 from tests.conftest import make_dataset
@@ -24,8 +35,13 @@ def _tiny(img_size=32, width=4, name="resnet18"):
 
 
 def _card(model):
-    return {"format": "dflib-detector/1", "name": "tiny", "architecture": model.config,
-            "img_size": model.config["img_size"], "threshold": {"value": 0.42, "method": "youden"}}
+    return {
+        "format": "dflib-detector/1",
+        "name": "tiny",
+        "architecture": model.config,
+        "img_size": model.config["img_size"],
+        "threshold": {"value": 0.42, "method": "youden"},
+    }
 
 
 @pytest.fixture
@@ -109,7 +125,9 @@ def test_resume_state_round_trip_is_weights_only(tmp_path):
 def test_other_architecture_is_a_clear_error(saved):
     _, stem = saved
     vit = create_model("vit_face_p8_128", img_size=32, depth=1)
-    with pytest.raises(CheckpointError, match=r"holds resnet18 at 32 px.*but the model is vit_face_p8_128.*load_detector"):
+    with pytest.raises(
+        CheckpointError, match=r"holds resnet18 at 32 px.*but the model is vit_face_p8_128.*load_detector"
+    ):
         load_weights(vit, stem.with_suffix(".safetensors"))
     wider = _tiny(width=8)
     with pytest.raises(CheckpointError, match="width=4.*width=8"):
@@ -195,8 +213,23 @@ def test_cli_evaluate_writes_json(saved, tmp_path, capsys):
     _, stem = saved
     data = make_dataset(tmp_path / "data", splits=("Test",), per_class=3)
     out = tmp_path / "eval.json"
-    assert main(["evaluate", "--checkpoint", str(stem) + ".json", "--data", str(data), "--workers", "0",
-                 "--json", str(out), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--checkpoint",
+                str(stem) + ".json",
+                "--data",
+                str(data),
+                "--workers",
+                "0",
+                "--json",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     result = json.loads(out.read_text())
     assert result["n"] == 6 and result["threshold"] == 0.42 and result["split"] == "Test"
     for key in ("roc_auc", "accuracy", "average_precision", "accuracy_at_threshold"):

@@ -9,7 +9,6 @@ import pytest
 
 from dflib.cli import main
 from dflib.notebook_runner import NotebookError, list_notebooks, parse_value
-from tests.conftest import make_dataset
 
 
 def test_check_data_reports_layout_and_balance(tiny_dataset, capsys):
@@ -75,6 +74,7 @@ def test_python_dash_m_dflib_help():
 
 # --- `dflib train` options come from TrainConfig --------------------------------------------
 
+
 def _train_parser():
     import argparse
 
@@ -109,9 +109,32 @@ def test_train_options_parse_into_the_config():
     from dflib.training import TrainConfig
 
     args = _train_parser().parse_args(
-        ["--model", "resnet18", "--model-arg", "width=8", "--model-arg", "dropout=0.1", "--data", "/d",
-         "--warmup-epochs", "0.5", "--min-lr-ratio", "0.1", "--grad-clip", "0", "--momentum", "0.8",
-         "--patience", "0", "--optimizer", "sgd", "--no-augment", "--no-progress", "--compile"])
+        [
+            "--model",
+            "resnet18",
+            "--model-arg",
+            "width=8",
+            "--model-arg",
+            "dropout=0.1",
+            "--data",
+            "/d",
+            "--warmup-epochs",
+            "0.5",
+            "--min-lr-ratio",
+            "0.1",
+            "--grad-clip",
+            "0",
+            "--momentum",
+            "0.8",
+            "--patience",
+            "0",
+            "--optimizer",
+            "sgd",
+            "--no-augment",
+            "--no-progress",
+            "--compile",
+        ]
+    )
     cfg = TrainConfig(**config_from_options(args, TrainConfig))
     assert cfg.model_options == {"width": 8, "dropout": 0.1} and cfg.data_dir == "/d"
     assert (cfg.warmup_epochs, cfg.min_lr_ratio, cfg.momentum, cfg.optimizer) == (0.5, 0.1, 0.8, "sgd")

@@ -71,15 +71,20 @@ def test_every_notebook_has_the_generated_cell_and_badge():
         assert badge in readme
     assert course_bootstrap.colab_url(url, NOTEBOOK) == (
         "https://colab.research.google.com/github/dflib-course/deepfake-detection-course/blob/main/notebooks/"
-        "07_inference.ipynb")
+        "07_inference.ipynb"
+    )
 
 
 def test_in_a_checkout_the_cell_installs_nothing_and_changes_nothing(tmp_path):
     code = course_bootstrap.bootstrap_cell("file:///nonexistent/repo") + "print(os.getcwd(), IN_COLAB, cloned)\n"
-    env = {**os.environ, "DFLIB_PIP_OPTIONS": "--option-that-makes-any-pip-run-fail",
-           "PATH": str(tmp_path)}  # no git either: cloning would fail
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT / "notebooks", env=env, capture_output=True, text=True,
-                         timeout=60)
+    env = {
+        **os.environ,
+        "DFLIB_PIP_OPTIONS": "--option-that-makes-any-pip-run-fail",
+        "PATH": str(tmp_path),
+    }  # no git either: cloning would fail
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT / "notebooks", env=env, capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == [str(ROOT / "notebooks"), "False", "False"]
     assert not list((ROOT / "notebooks").glob("repo"))
@@ -94,8 +99,13 @@ def test_in_a_checkout_without_dflib_it_says_how_to_install(monkeypatch):
 
 def _local_origin(dest: Path) -> str:
     """A git repository of this checkout's files (tracked and untracked, not ignored): the 'GitHub' to clone."""
-    listed = subprocess.run(["git", "ls-files", "-z", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
-                            check=True).stdout.decode().split("\0")
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True, check=True
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for rel in filter(None, listed):
         src = ROOT / rel
         if src.is_file():
@@ -129,26 +139,61 @@ def test_a_notebook_alone_in_an_empty_folder_bootstraps_itself(tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
-    venv_site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                                    capture_output=True, text=True, check=True).stdout.strip())
+    venv_site = Path(
+        subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
     (venv_site / "colab_preinstalled.pth").write_text(str(stack) + "\n")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     jupyter = tmp_path / "jupyter"
-    env.update(DFLIB_REPO_URL=origin, DFLIB_PIP_OPTIONS="--no-index --no-deps --no-build-isolation",
-               JUPYTER_PATH=str(jupyter / "share" / "jupyter"), JUPYTER_DATA_DIR=str(jupyter / "data"),
-               PIP_DISABLE_PIP_VERSION_CHECK="1", OMP_NUM_THREADS="1")
-    probe = ("import importlib.util as u; import papermill, ipykernel, torch; "
-             "assert u.find_spec('dflib') is None, 'dflib must not be importable before the bootstrap'")
+    env.update(
+        DFLIB_REPO_URL=origin,
+        DFLIB_PIP_OPTIONS="--no-index --no-deps --no-build-isolation",
+        JUPYTER_PATH=str(jupyter / "share" / "jupyter"),
+        JUPYTER_DATA_DIR=str(jupyter / "data"),
+        PIP_DISABLE_PIP_VERSION_CHECK="1",
+        OMP_NUM_THREADS="1",
+    )
+    probe = (
+        "import importlib.util as u; import papermill, ipykernel, torch; "
+        "assert u.find_spec('dflib') is None, 'dflib must not be importable before the bootstrap'"
+    )
     subprocess.run([str(python), "-c", probe], env=env, check=True, cwd=tmp_path)
-    subprocess.run([str(python), "-m", "ipykernel", "install", "--prefix", str(jupyter), "--name", "python3"],
-                   env=env, check=True, capture_output=True)
+    subprocess.run(
+        [str(python), "-m", "ipykernel", "install", "--prefix", str(jupyter), "--name", "python3"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
 
     content = tmp_path / "content"  # Colab's working folder: nothing but the notebook
     content.mkdir()
     shutil.copy2(ROOT / "notebooks" / NOTEBOOK, content / NOTEBOOK)
-    run = subprocess.run([str(python), "-m", "papermill", NOTEBOOK, "out.ipynb", "-p", "smoke", "True", "-k",
-                          "python3", "--log-output", "--no-progress-bar"], cwd=content, env=env, capture_output=True,
-                         text=True, timeout=540)
+    run = subprocess.run(
+        [
+            str(python),
+            "-m",
+            "papermill",
+            NOTEBOOK,
+            "out.ipynb",
+            "-p",
+            "smoke",
+            "True",
+            "-k",
+            "python3",
+            "--log-output",
+            "--no-progress-bar",
+        ],
+        cwd=content,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=540,
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-6000:]
 
     clone = content / "origin"
@@ -160,8 +205,14 @@ def test_a_notebook_alone_in_an_empty_folder_bootstraps_itself(tmp_path):
     code = [c for c in executed["cells"] if c["cell_type"] == "code"]
     assert all(c.get("execution_count") for c in code)
     assert not [o for c in code for o in c.get("outputs", []) if o.get("output_type") == "error"]
-    check = subprocess.run([str(python), "-c", "import dflib; print(dflib.__file__)"], env=env, cwd=tmp_path,
-                           capture_output=True, text=True, check=True)
+    check = subprocess.run(
+        [str(python), "-c", "import dflib; print(dflib.__file__)"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert check.stdout.strip().startswith(str(clone.resolve()))  # installed (editable) from the clone
 
 
@@ -169,7 +220,13 @@ def test_every_first_cell_runs_in_a_checkout():
     """The whole first code cell of each notebook (setup block + its imports), IPython magics left out."""
     cells = [_first_code_source(p) for p in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))]
     script = "\n".join("\n".join(line for line in cell.splitlines() if not line.startswith("%")) for cell in cells)
-    out = subprocess.run([sys.executable, "-c", script + "\nprint('ok', IN_COLAB)"], cwd=ROOT / "notebooks",
-                         capture_output=True, text=True, timeout=300, env={**os.environ, "MPLBACKEND": "Agg"})
+    out = subprocess.run(
+        [sys.executable, "-c", script + "\nprint('ok', IN_COLAB)"],
+        cwd=ROOT / "notebooks",
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "MPLBACKEND": "Agg"},
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip().endswith("ok False")

@@ -27,8 +27,9 @@ def _colab(monkeypatch, secrets: dict[str, str]):
     class SecretNotFoundError(Exception):
         pass
 
-    userdata = types.SimpleNamespace(get=lambda name: secrets[name] if name in secrets else
-                                     (_ for _ in ()).throw(SecretNotFoundError(name)))
+    userdata = types.SimpleNamespace(
+        get=lambda name: secrets[name] if name in secrets else (_ for _ in ()).throw(SecretNotFoundError(name))
+    )
     colab = types.ModuleType("google.colab")
     colab.userdata = userdata
     google = types.ModuleType("google")

@@ -25,8 +25,8 @@ EVERYTHING = AugmentConfig(hflip_p=0.5, jpeg_p=0.5, blur_p=0.5, color_p=0.5)
 @pytest.fixture(scope="module")
 def train_set(tmp_path_factory):
     root = make_dataset(tmp_path_factory.mktemp("dd"), splits=("Train", "Validation"), per_class=6, size=64)
-    write_image(root / "Train" / "Fake" / "a_png.png", 99, size=64, fmt="PNG")        # decoded by the worker
-    write_image(root / "Train" / "Real" / "grey.jpg", 98, size=64, mode="L")          # greyscale JPEG: same
+    write_image(root / "Train" / "Fake" / "a_png.png", 99, size=64, fmt="PNG")  # decoded by the worker
+    write_image(root / "Train" / "Real" / "grey.jpg", 98, size=64, mode="L")  # greyscale JPEG: same
     return root
 
 
@@ -64,16 +64,27 @@ def test_only_baseline_colour_jpegs_travel_encoded():
         return buf.getvalue()
 
     assert device_decodable(jpeg(img), 10_000)
-    assert not device_decodable(jpeg(img), 100)                          # above max_pixels
+    assert not device_decodable(jpeg(img), 100)  # above max_pixels
     assert not device_decodable(jpeg(img, progressive=True), 10_000)
     assert not device_decodable(jpeg(img.convert("L")), 10_000)
     assert not device_decodable(b"\x89PNG\r\n\x1a\n", 10_000)
-    assert not device_decodable(jpeg(img)[:20], 10_000)                   # truncated header
+    assert not device_decodable(jpeg(img)[:20], 10_000)  # truncated header
 
 
 def test_training_with_device_decoding_matches_cpu_decoding(train_set, tmp_path):
-    common = dict(model="resnet18", model_options={"width": 4}, img_size=32, batch_size=4, workers=0, progress=False,
-                  seed=3, epochs=1, data_dir=str(train_set), deterministic=True, augment=EVERYTHING.to_dict())
+    common = dict(
+        model="resnet18",
+        model_options={"width": 4},
+        img_size=32,
+        batch_size=4,
+        workers=0,
+        progress=False,
+        seed=3,
+        epochs=1,
+        data_dir=str(train_set),
+        deterministic=True,
+        augment=EVERYTHING.to_dict(),
+    )
     before = torch.get_num_threads()
     try:
         a = fit(**common, decode="device", out=str(tmp_path / "a"))

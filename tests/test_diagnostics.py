@@ -9,8 +9,15 @@ import torch
 
 from dflib import plots
 from dflib.models import BasicBlock, Bottleneck, ResNet, SqueezeNeXtUnit, ViT, create_model
-from dflib.models.diagnostics import (cls_attention, gradient_norms, overfit_one_batch, patchify, pos_embed_similarity,
-                                      separable_savings, without_shortcuts)
+from dflib.models.diagnostics import (
+    cls_attention,
+    gradient_norms,
+    overfit_one_batch,
+    patchify,
+    pos_embed_similarity,
+    separable_savings,
+    without_shortcuts,
+)
 
 
 def tiny_resnet():
@@ -113,12 +120,24 @@ def test_vit_probes():
 
 def test_new_plots_build():
     import pandas as pd
-    figs = [plots.loss_curve([1.0, 0.5, 0.1]),
-            plots.training_curves(pd.DataFrame({"epoch": [1, 2], "train_loss": [0.7, 0.6], "val_loss": [0.7, 0.65],
-                                                "val_roc_auc": [0.6, 0.7], "val_accuracy": [0.55, 0.6]})),
-            plots.patch_grid(patchify(torch.rand(3, 8, 8), 4), (2, 2)),
-            plots.pos_embed_similarity_map(torch.rand(2, 2, 2, 2)),
-            plots.attention_overlay([torch.rand(3, 8, 8)], torch.rand(1, 2, 2))]
+
+    figs = [
+        plots.loss_curve([1.0, 0.5, 0.1]),
+        plots.training_curves(
+            pd.DataFrame(
+                {
+                    "epoch": [1, 2],
+                    "train_loss": [0.7, 0.6],
+                    "val_loss": [0.7, 0.65],
+                    "val_roc_auc": [0.6, 0.7],
+                    "val_accuracy": [0.55, 0.6],
+                }
+            )
+        ),
+        plots.patch_grid(patchify(torch.rand(3, 8, 8), 4), (2, 2)),
+        plots.pos_embed_similarity_map(torch.rand(2, 2, 2, 2)),
+        plots.attention_overlay([torch.rand(3, 8, 8)], torch.rand(1, 2, 2)),
+    ]
     df = gradient_norms(tiny_resnet(), torch.randn(2, 3, 32, 32), torch.tensor([0, 1]))
     figs.append(plots.gradient_norm_bars({"a": df, "b": df.assign(grad_rms=2 * df["grad_rms"])}))
     for f in figs:

@@ -44,6 +44,7 @@ def test_offline(monkeypatch):
             raise socket.gaierror(-3, "Temporary failure in name resolution")
         except socket.gaierror as e:
             raise ConnectionError("Max retries exceeded with url: /api/v1/datasets") from e
+
     _fake_kagglehub(monkeypatch, offline)
     with pytest.raises(DownloadError, match="cannot reach Kaggle .* looks offline") as e:
         download_kaggle()
@@ -56,6 +57,7 @@ def test_missing_credentials(monkeypatch):
 
     def refuse():
         raise UnauthenticatedError("User is not authenticated: 401 Client Error")
+
     _fake_kagglehub(monkeypatch, refuse)
     with pytest.raises(DownloadError, match="Kaggle refused .* ~/.kaggle/kaggle.json or set KAGGLE_USERNAME"):
         download_kaggle()

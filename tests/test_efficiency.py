@@ -7,8 +7,14 @@ import torch
 from torch import nn
 
 from dflib.checkpoint import save_detector
-from dflib.evaluation.efficiency import (MIB, TensorMemoryTracker, efficiency_table, forward_peak_bytes, time_forward,
-                              weights_bytes)
+from dflib.evaluation.efficiency import (
+    MIB,
+    TensorMemoryTracker,
+    efficiency_table,
+    forward_peak_bytes,
+    time_forward,
+    weights_bytes,
+)
 from dflib.models import count_macs, count_parameters, create_model
 
 
@@ -26,9 +32,9 @@ def test_tracker_peak_equals_hand_count():
 def test_tracker_ignores_views_and_preexisting_tensors():
     x = torch.randn(1000)
     with TensorMemoryTracker() as mem:
-        v = x.view(10, 100)      # a view of a tensor that existed before: no new storage
-        y = v * 2                # one new tensor of 1000 floats
-        z = y.reshape(100, 10)   # a view of y: counted once
+        v = x.view(10, 100)  # a view of a tensor that existed before: no new storage
+        y = v * 2  # one new tensor of 1000 floats
+        z = y.reshape(100, 10)  # a view of y: counted once
     assert mem.peak == 1000 * 4 and z.shape == (100, 10)
 
 
@@ -61,11 +67,27 @@ def test_efficiency_table(tmp_path):
     b = create_model("sqnxt23_w1", img_size=32)
     weights, _ = save_detector(a, tmp_path / "a", {"name": "a", "architecture": a.config, "img_size": 32})
     a.train()
-    df = efficiency_table({"a": a, "b": b}, {"a": 32, "b": 32}, checkpoints={"a": tmp_path / "a.json"},
-                          batch=4, latency_runs=3, throughput_runs=1, warmup=1, progress=False)
+    df = efficiency_table(
+        {"a": a, "b": b},
+        {"a": 32, "b": 32},
+        checkpoints={"a": tmp_path / "a.json"},
+        batch=4,
+        latency_runs=3,
+        throughput_runs=1,
+        warmup=1,
+        progress=False,
+    )
     assert list(df.index) == ["a", "b"]
-    assert {"img_size", "parameters", "macs", "latency_ms", "images_per_s", "peak_memory_mib", "weights_mib",
-            "checkpoint_mib"} <= set(df.columns)
+    assert {
+        "img_size",
+        "parameters",
+        "macs",
+        "latency_ms",
+        "images_per_s",
+        "peak_memory_mib",
+        "weights_mib",
+        "checkpoint_mib",
+    } <= set(df.columns)
     assert df.loc["a", "parameters"] == count_parameters(a) and df.loc["b", "macs"] == count_macs(b, 32)
     assert df.loc["a", "checkpoint_mib"] == pytest.approx(weights.stat().st_size / MIB)
     assert df["checkpoint_mib"].isna().tolist() == [False, True]  # no file given for b

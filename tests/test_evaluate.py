@@ -9,8 +9,15 @@ import pytest
 import torch
 from torch import nn
 
-from dflib.evaluation import (accuracy, average_precision, balanced_accuracy, choose_threshold, predict_scores,
-                            roc_auc, summarize)
+from dflib.evaluation import (
+    accuracy,
+    average_precision,
+    balanced_accuracy,
+    choose_threshold,
+    predict_scores,
+    roc_auc,
+    summarize,
+)
 
 # 2 reals (0.1, 0.4) and 2 fakes (0.35, 0.8).
 LABELS = [0, 0, 1, 1]
@@ -30,7 +37,7 @@ def test_average_precision_by_hand():
 
 
 def test_accuracy_and_balanced_accuracy_by_hand():
-    assert accuracy(LABELS, SCORES) == pytest.approx(0.75)           # 0.35 fake is missed
+    assert accuracy(LABELS, SCORES) == pytest.approx(0.75)  # 0.35 fake is missed
     assert accuracy(LABELS, SCORES, threshold=0.35) == pytest.approx(0.75)  # >= : 0.35 is fake, 0.4 too
     assert accuracy(LABELS, SCORES, threshold=0.9) == pytest.approx(0.5)
     # 6 reals, 2 fakes, everything called real: accuracy 0.75 but balanced accuracy 0.5
@@ -50,9 +57,19 @@ def test_threshold_maximises_youden_j():
 
 def test_summarize_reports_everything():
     out = summarize(LABELS, SCORES, threshold=0.35)
-    assert out == pytest.approx({"n": 4, "n_real": 2, "n_fake": 2, "roc_auc": 0.75,
-                                 "average_precision": 0.5 + 1 / 3, "accuracy": 0.75, "threshold": 0.35,
-                                 "accuracy_at_threshold": 0.75, "balanced_accuracy_at_threshold": 0.75})
+    assert out == pytest.approx(
+        {
+            "n": 4,
+            "n_real": 2,
+            "n_fake": 2,
+            "roc_auc": 0.75,
+            "average_precision": 0.5 + 1 / 3,
+            "accuracy": 0.75,
+            "threshold": 0.35,
+            "accuracy_at_threshold": 0.75,
+            "balanced_accuracy_at_threshold": 0.75,
+        }
+    )
     assert "threshold" not in summarize(LABELS, SCORES)
 
 

@@ -9,17 +9,29 @@ import torch
 
 from dflib.checkpoint import CheckpointError, save_detector
 from dflib.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from dflib.evaluation import (ScoredSplit, accuracy, choose_threshold, load_checkpoints, markdown_table,
-                            oracle_accuracy, score_split)
+from dflib.evaluation import (
+    ScoredSplit,
+    accuracy,
+    choose_threshold,
+    load_checkpoints,
+    markdown_table,
+    oracle_accuracy,
+    score_split,
+)
 from dflib.models import create_model
 
 
 def _save(folder, name, model_name="resnet18_w16", img_size=32):
     torch.manual_seed(0)
     model = create_model(model_name, img_size=img_size)
-    card = {"format": "dflib-detector/1", "name": name, "architecture": model.config, "img_size": img_size,
-            "normalization": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
-            "threshold": {"value": 0.5, "chosen_on": "Validation"}}
+    card = {
+        "format": "dflib-detector/1",
+        "name": name,
+        "architecture": model.config,
+        "img_size": img_size,
+        "normalization": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
+        "threshold": {"value": 0.5, "chosen_on": "Validation"},
+    }
     save_detector(model, folder / name, card)
     return model
 
@@ -31,7 +43,7 @@ def test_load_checkpoints_in_order(tmp_path):
     assert list(loaded) == ["b", "a"]
     model, card = loaded["a"]
     assert card["name"] == "a" and not model.training
-    assert list(load_checkpoints(str(tmp_path), "a")) == ["a"]   # one name as a string
+    assert list(load_checkpoints(str(tmp_path), "a")) == ["a"]  # one name as a string
 
 
 def test_load_checkpoints_lists_every_missing_detector_and_the_fix(tmp_path):
@@ -49,7 +61,7 @@ def test_load_checkpoints_lists_every_missing_detector_and_the_fix(tmp_path):
 
 def test_load_checkpoints_needs_only_the_weights(tmp_path):
     _save(tmp_path, "a")
-    (tmp_path / "a.json").unlink()    # the card embedded in the .safetensors file is enough
+    (tmp_path / "a.json").unlink()  # the card embedded in the .safetensors file is enough
     assert load_checkpoints(tmp_path, ["a"])["a"][1]["name"] == "a"
 
 
@@ -89,8 +101,10 @@ def test_oracle_accuracy_by_hand():
 
 
 def test_markdown_table():
-    df = pd.DataFrame({"auc": [0.91234, float("nan")], "note": ["a|b", "two\nlines"], "n": [1200, 3]},
-                      index=pd.Index(["x", "y"], name="model"))
+    df = pd.DataFrame(
+        {"auc": [0.91234, float("nan")], "note": ["a|b", "two\nlines"], "n": [1200, 3]},
+        index=pd.Index(["x", "y"], name="model"),
+    )
     text = markdown_table(df)
     assert text.splitlines() == [
         "| model | auc | note | n |",

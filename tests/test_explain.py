@@ -17,7 +17,7 @@ class TopRightOnly(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         mask = torch.zeros_like(x)
         h, w = x.shape[-2:]
-        mask[..., : h // 2, w // 2:] = 1
+        mask[..., : h // 2, w // 2 :] = 1
         return x * mask
 
 
@@ -44,7 +44,7 @@ class QuadrantNet(nn.Module):
 
 def _quadrant_mass(maps: torch.Tensor) -> torch.Tensor:
     h, w = maps.shape[-2:]
-    return maps[:, : h // 2, w // 2:].sum(dim=(1, 2)) / maps.sum(dim=(1, 2))
+    return maps[:, : h // 2, w // 2 :].sum(dim=(1, 2)) / maps.sum(dim=(1, 2))
 
 
 def test_grad_cam_finds_the_only_quadrant_the_model_sees():
@@ -175,8 +175,9 @@ def test_rollout_of_a_mean_pooled_vit_averages_the_patch_rows():
     a = torch.zeros(5, 5)
     a[1:, 2] = 1
     a[0, 4] = 1
-    np.testing.assert_allclose(rollout([a[None, None]], query="mean")[0].numpy(),
-                               [0.125, 0.625, 0.125, 0.125], atol=1e-7)
+    np.testing.assert_allclose(
+        rollout([a[None, None]], query="mean")[0].numpy(), [0.125, 0.625, 0.125, 0.125], atol=1e-7
+    )
     np.testing.assert_allclose(rollout([a[None, None]], query="cls")[0].numpy(), [0, 0, 0, 0.5], atol=1e-7)
     model = create_model("vit_face_p8_128", img_size=32, depth=1, pool="mean")
     assert explain(model, torch.randn(1, 3, 32, 32)).shape == (1, 32, 32)

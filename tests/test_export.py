@@ -19,11 +19,13 @@ def _have(*modules: str) -> bool:
     return all(importlib.util.find_spec(m) is not None for m in modules)
 
 
-needs_onnx = pytest.mark.skipif(not _have("onnx", "onnxruntime"),
-                                reason="onnx/onnxruntime not installed: pip install 'dflib[onnx]'")
-needs_onnxscript = pytest.mark.skipif(not _have("onnx", "onnxruntime", "onnxscript"),
-                                      reason="onnxscript not installed (torch's dynamo exporter needs it): "
-                                             "pip install 'dflib[onnx]'")
+needs_onnx = pytest.mark.skipif(
+    not _have("onnx", "onnxruntime"), reason="onnx/onnxruntime not installed: pip install 'dflib[onnx]'"
+)
+needs_onnxscript = pytest.mark.skipif(
+    not _have("onnx", "onnxruntime", "onnxscript"),
+    reason="onnxscript not installed (torch's dynamo exporter needs it): pip install 'dflib[onnx]'",
+)
 
 
 def trained_like(name: str, **kwargs) -> torch.nn.Module:
@@ -51,7 +53,7 @@ PRESETS = [("sqnxt23_w1", {}), ("resnet18_w16", {}), ("vit_face_p8_128", {"img_s
 @needs_onnx
 @pytest.mark.parametrize("name,kwargs", PRESETS, ids=[p[0] for p in PRESETS])
 def test_round_trip_torchscript_exporter(name, kwargs, tmp_path):
-    from dflib.export import check_onnx, onnx_metadata, export_onnx
+    from dflib.export import check_onnx, export_onnx, onnx_metadata
 
     model = trained_like(name, **kwargs)
     path = export_onnx(model, tmp_path / f"{name}.onnx", img_size=SIZE, dynamo=False)
@@ -65,11 +67,16 @@ def test_round_trip_torchscript_exporter(name, kwargs, tmp_path):
 @needs_onnxscript
 def test_round_trip_dynamo_exporter_from_checkpoint(tmp_path):
     from dflib.checkpoint import save_detector
-    from dflib.export import check_onnx, onnx_metadata, export_onnx, run_onnx
+    from dflib.export import check_onnx, export_onnx, onnx_metadata, run_onnx
 
     model = trained_like("resnet18_w16", img_size=SIZE)
-    card = {"name": "tiny", "architecture": model.config, "img_size": SIZE, "threshold": {"value": 0.42},
-            "normalization": {"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}}
+    card = {
+        "name": "tiny",
+        "architecture": model.config,
+        "img_size": SIZE,
+        "threshold": {"value": 0.42},
+        "normalization": {"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]},
+    }
     _, card_path = save_detector(model, tmp_path / "tiny", card)
     path = export_onnx(card_path, tmp_path / "tiny.onnx")  # size from the card, default exporter
     meta = onnx_metadata(path)

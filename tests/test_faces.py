@@ -157,8 +157,10 @@ def test_predict_faces_one_row_per_face_and_no_row_lost(tmp_path, checkpoint):
     (tmp_path / "broken.jpg").write_bytes(b"not an image")
     df = predict_paths(tmp_path, checkpoint, faces=True, device="cpu", progress=False)
     assert df.columns.tolist()[: len(COLUMNS) + len(FACE_COLUMNS)] == COLUMNS + FACE_COLUMNS
-    by = {name: df[df["path"].str.endswith(name)] for name in ["group.jpg", "grey.png", "crop.png",
-                                                               "landscape.jpg", "broken.jpg"]}
+    by = {
+        name: df[df["path"].str.endswith(name)]
+        for name in ["group.jpg", "grey.png", "crop.png", "landscape.jpg", "broken.jpg"]
+    }
     assert by["group.jpg"]["face"].tolist() == [0, 1, 2] and by["group.jpg"]["p_fake"].notna().all()
     assert by["group.jpg"]["x0"].tolist() == sorted(by["group.jpg"]["x0"].tolist())
     assert len(by["grey.png"]) == 1 and by["grey.png"]["face"].iloc[0] == 0
@@ -173,8 +175,9 @@ def test_predict_faces_one_row_per_face_and_no_row_lost(tmp_path, checkpoint):
 
 def test_predict_faces_ensemble_and_explain(tmp_path, checkpoint):
     model = create_model("resnet18_w16", img_size=32)
-    ens = predict_ensemble(GRACE, [checkpoint, (model, _card(model, name="other"))], faces=True, device="cpu",
-                           progress=False)
+    ens = predict_ensemble(
+        GRACE, [checkpoint, (model, _card(model, name="other"))], faces=True, device="cpu", progress=False
+    )
     assert len(ens) == 1 and {"p_fake_tiny", "p_fake_other"} <= set(ens.columns)
     assert ens["p_fake"].iloc[0] == pytest.approx((ens["p_fake_tiny"] + ens["p_fake_other"]).iloc[0] / 2)
     df = predict_paths(GRACE, checkpoint, faces=True, explain_dir=tmp_path / "ex", device="cpu", progress=False)
@@ -185,18 +188,48 @@ def test_predict_faces_ensemble_and_explain(tmp_path, checkpoint):
 def test_cli_predict_faces_on_grace_hopper_finds_one_face(tmp_path, capsys):
     out = tmp_path / "p.csv"
     shipped = Path(__file__).resolve().parent.parent / "models" / "resnet18_w16.json"
-    assert main(["predict", str(GRACE), "--checkpoint", str(shipped), "--faces", "--out", str(out),
-                 "--no-progress", "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(GRACE),
+                "--checkpoint",
+                str(shipped),
+                "--faces",
+                "--out",
+                str(out),
+                "--no-progress",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     df = pd.read_csv(out)
     assert len(df) == 1 and df["face"].iloc[0] == 0 and 0 <= df["p_fake"].iloc[0] <= 1
     assert iou(df.loc[0, ["x0", "y0", "x1", "y1"]].tolist(), GRACE_BOX) > 0.9
-    assert main(["predict", str(GRACE), "--checkpoint", str(shipped), "--faces", "--no-progress",
-                 "--device", "cpu"]) == 0
+    assert (
+        main(["predict", str(GRACE), "--checkpoint", str(shipped), "--faces", "--no-progress", "--device", "cpu"]) == 0
+    )
     assert "1 face(s) in 1 image(s)" in capsys.readouterr().out
     tight = tmp_path / "crop.png"  # a table with a face-less row too (empty face and box cells)
     Image.new("RGB", (256, 256), (120, 100, 90)).save(tight)
-    assert main(["predict", str(GRACE), str(tight), "--checkpoint", str(shipped), "--faces", "--no-progress",
-                 "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(GRACE),
+                str(tight),
+                "--checkpoint",
+                str(shipped),
+                "--faces",
+                "--no-progress",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "scored whole" in text and "1 face(s) in 2 image(s)" in text and "1 image(s) without a face" in text
 
@@ -229,8 +262,25 @@ def _photos(root: Path) -> Path:
 
 def test_crop_faces_makes_a_dataset_check_data_accepts(tmp_path, capsys):
     src, out = _photos(tmp_path / "photos"), tmp_path / "out"
-    assert main(["crop-faces", str(src), str(out), "--split", "0.6", "0.2", "0.2", "--seed", "1",
-                 "--workers", "2", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "crop-faces",
+                str(src),
+                str(out),
+                "--split",
+                "0.6",
+                "0.2",
+                "0.2",
+                "--seed",
+                "1",
+                "--workers",
+                "2",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "10 face crop(s)" in text and "2 without a face" in text and "1 unreadable" in text
     assert main(["check-data", str(out)]) == 0
@@ -248,8 +298,7 @@ def test_crop_faces_makes_a_dataset_check_data_accepts(tmp_path, capsys):
     journal = out / ".crop-faces" / "detections.jsonl"
     lines = journal.read_text().splitlines()
     journal.write_text("\n".join(lines[:-1]) + "\n" + lines[-1][: len(lines[-1]) // 2])
-    assert main(["crop-faces", str(src), str(out), "--split", "0.6", "0.2", "0.2", "--seed", "1",
-                 "--no-progress"]) == 0
+    assert main(["crop-faces", str(src), str(out), "--split", "0.6", "0.2", "0.2", "--seed", "1", "--no-progress"]) == 0
     assert "(1 written now)" in capsys.readouterr().out and lost.is_file()
     assert pd.read_csv(out / "manifest.csv").equals(manifest)
     assert main(["crop-faces", str(src), str(out), "--seed", "2", "--no-progress"]) == 2  # other settings

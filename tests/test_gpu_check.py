@@ -15,10 +15,16 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.timeout(300)
 def test_gpu_check_dry_run_prints_one_complete_table():
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--dry-run"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=280)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--dry-run"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
-    table = done.stdout[done.stdout.index("check    |"):]
+    table = done.stdout[done.stdout.index("check    |") :]
     rows = [line.split("|") for line in table.splitlines()[2:] if "|" in line]
     checks = {r[0].strip() for r in rows}
     assert checks == {"train", "full", "resume", "evaluate", "predict", "torchrun"}

@@ -17,12 +17,28 @@ from dflib.data import DeepfakeDataset, discover, eval_transform, quick_check
 from dflib.data.scan import scan_files
 from dflib.models import create_model
 from dflib.runtime import RunLockError, acquire_run_lock, release_run_lock
-from tests.badfiles import BAD_REASONS, QUICK_KINDS, corrupt_body, huge_header, jpeg_bytes, write_bad
+from tests.badfiles import BAD_REASONS, corrupt_body, huge_header, jpeg_bytes, write_bad
 from tests.conftest import make_dataset, write_image
 from tests.test_predict import _card
 
-TRAIN = ["train", "--model", "resnet18", "--model-arg", "width=4", "--img-size", "32", "--epochs", "1",
-         "--batch-size", "4", "--workers", "0", "--no-progress", "--seed", "1"]
+TRAIN = [
+    "train",
+    "--model",
+    "resnet18",
+    "--model-arg",
+    "width=4",
+    "--img-size",
+    "32",
+    "--epochs",
+    "1",
+    "--batch-size",
+    "4",
+    "--workers",
+    "0",
+    "--no-progress",
+    "--seed",
+    "1",
+]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -52,8 +68,23 @@ def test_1_evaluate_scores_only_images_that_were_read(tmp_path, detector, capsys
     (real / "bad_corrupt.jpg").write_bytes(corrupt_body(jpeg_bytes(1)))  # passes the quick check
     (real / "bad_huge.jpg").write_bytes(huge_header(jpeg_bytes(2)))
     out = tmp_path / "res" / "eval.json"
-    assert main(["evaluate", "--checkpoint", str(detector), "--data", str(data), "--json", str(out),
-                 "--workers", "0", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--checkpoint",
+                str(detector),
+                "--data",
+                str(data),
+                "--json",
+                str(out),
+                "--workers",
+                "0",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr()
     result = json.loads(out.read_text())
     assert (result["n"], result["n_real"], result["n_fake"]) == (20, 10, 10)
@@ -72,8 +103,9 @@ def test_1_validation_skips_instead_of_substituting(tmp_path):
     ds = DeepfakeDataset(data, "Validation", eval_transform(32), check="none")
     victim = ds.samples[1][0]
     victim.write_bytes(corrupt_body(victim.read_bytes()))
-    out = score_loader(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(1)),
-                       make_scoring_loader(ds, 4, num_workers=0))
+    out = score_loader(
+        torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(1)), make_scoring_loader(ds, 4, num_workers=0)
+    )
     assert len(out.labels) == 5 and out.labels.tolist() == [0, 0, 1, 1, 1]
     assert out.index.tolist() == [0, 2, 3, 4, 5] and out.skipped[0][:2] == (1, 0)
 
@@ -144,8 +176,9 @@ def test_4_scan_in_worker_processes_equals_in_process(tmp_path):
 def test_5_one_run_per_folder_and_stale_locks_are_taken_over(tmp_path, capsys):
     folder = tmp_path / "runs" / "x"
     folder.mkdir(parents=True)
-    (folder / "lock").write_text(json.dumps({"pid": os.getppid(), "host": __import__("socket").gethostname(),
-                                             "started_utc": "now"}))
+    (folder / "lock").write_text(
+        json.dumps({"pid": os.getppid(), "host": __import__("socket").gethostname(), "started_utc": "now"})
+    )
     with pytest.raises(RunLockError, match="in use by another training run"):
         acquire_run_lock(folder)
     data = make_dataset(tmp_path / "d", splits=("Train", "Validation"), per_class=4)
@@ -186,7 +219,8 @@ def test_6_7_predict_globs_never_follow_folder_links_and_never_block(tmp_path, d
 
 # 8 ------------------------------------------------------------------------------------------------
 def test_8_evaluate_json_path_is_checked_before_scoring_and_results_survive_a_failed_write(
-        tmp_path, detector, capsys, monkeypatch):
+    tmp_path, detector, capsys, monkeypatch
+):
     data = make_dataset(tmp_path, splits=("Test",), per_class=2)
     blocker = tmp_path / "file.txt"
     blocker.write_text("x")
@@ -207,18 +241,21 @@ def test_8_evaluate_json_path_is_checked_before_scoring_and_results_survive_a_fa
 
 
 # 9, 10 --------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("args, message", [
-    (["--img-size", "100000"], "img_size=100000 is invalid (--img-size 100000"),
-    (["--img-size", "8"], "from 16 to 1024"),
-    (["--model-arg", "width=100000"], "parameters, more than"),
-    (["--name", "a/b"], "contains a path separator"),
-    (["--name", "../../x"], "contains a path separator"),
-    (["--name", ".."], "relative folder reference"),
-    (["--out", ""], "out='' is invalid"),
-    (["--weight-decay", "-0.1"], "--weight-decay -0.1"),
-    (["--patience", "-1"], "--patience 0 (patience=None)"),
-    (["--workers", "-1"], "--workers -1"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--img-size", "100000"], "img_size=100000 is invalid (--img-size 100000"),
+        (["--img-size", "8"], "from 16 to 1024"),
+        (["--model-arg", "width=100000"], "parameters, more than"),
+        (["--name", "a/b"], "contains a path separator"),
+        (["--name", "../../x"], "contains a path separator"),
+        (["--name", ".."], "relative folder reference"),
+        (["--out", ""], "out='' is invalid"),
+        (["--weight-decay", "-0.1"], "--weight-decay -0.1"),
+        (["--patience", "-1"], "--patience 0 (patience=None)"),
+        (["--workers", "-1"], "--workers -1"),
+    ],
+)
 def test_9_10_16_bad_settings_stop_before_anything_is_written(tmp_path, capsys, args, message):
     data = make_dataset(tmp_path / "d", splits=("Train", "Validation"), per_class=2)
     out = tmp_path / "out"
@@ -392,7 +429,7 @@ def test_sweep_every_bad_kind_through_every_command(tmp_path, capsys):
     assert main([*TRAIN, "--data", str(data), "--out", str(models)]) == 0
     card = json.loads((models / "resnet18.json").read_text())
     skipped = card["data"]["skipped"]
-    assert skipped["Train"]["count"] == 2 * n_bad       # both splits are decoded in full before epoch 1
+    assert skipped["Train"]["count"] == 2 * n_bad  # both splits are decoded in full before epoch 1
     assert skipped["Validation"]["count"] == 2 * n_bad
     assert card["data"]["used"]["Validation"] == {"real": 6, "fake": 6}
     assert card["data"]["used"]["Train"] == {"real": 6, "fake": 6}  # no unreadable image is ever trained on
@@ -401,8 +438,23 @@ def test_sweep_every_bad_kind_through_every_command(tmp_path, capsys):
     capsys.readouterr()
 
     result_path = tmp_path / "eval.json"
-    assert main(["evaluate", "--checkpoint", str(models / "resnet18.json"), "--data", str(data), "--json",
-                 str(result_path), "--workers", "0", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--checkpoint",
+                str(models / "resnet18.json"),
+                "--data",
+                str(data),
+                "--json",
+                str(result_path),
+                "--workers",
+                "0",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     result = json.loads(result_path.read_text())
     assert (result["n"], result["n_real"], result["n_fake"]) == (12, 6, 6)
     assert result["skipped"]["count"] == 2 * n_bad and result["skipped"]["by_class"] == {"real": n_bad, "fake": n_bad}
@@ -410,8 +462,20 @@ def test_sweep_every_bad_kind_through_every_command(tmp_path, capsys):
 
     os.symlink(".", data / "Test" / "self")
     csv = tmp_path / "pred.csv"
-    assert main(["predict", f"{data}/Test/**/*.jpg", "--checkpoint", str(models / "resnet18.json"),
-                 "--out", str(csv), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                f"{data}/Test/**/*.jpg",
+                "--checkpoint",
+                str(models / "resnet18.json"),
+                "--out",
+                str(csv),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert f"{12 + 2 * n_bad} image(s) -> {csv} ({2 * n_bad} unreadable, see the error column)" in printed
     import pandas as pd

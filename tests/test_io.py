@@ -11,14 +11,25 @@ from dflib.data import ImageReadError, quick_check, read_image, read_image_tenso
 from tests.conftest import write_image
 
 
-@pytest.mark.parametrize("mode,fmt,ext", [
-    ("RGB", "JPEG", "jpg"), ("L", "JPEG", "jpg"), ("CMYK", "JPEG", "jpg"),
-    ("LA", "PNG", "png"), ("P", "PNG", "png"), ("RGBA", "PNG", "png"), ("I;16", "PNG", "png"),
-    ("RGB", "WEBP", "webp"), ("RGBA", "WEBP", "webp"), ("RGB", "BMP", "bmp"), ("P", "GIF", "gif"),
-])
+@pytest.mark.parametrize(
+    "mode,fmt,ext",
+    [
+        ("RGB", "JPEG", "jpg"),
+        ("L", "JPEG", "jpg"),
+        ("CMYK", "JPEG", "jpg"),
+        ("LA", "PNG", "png"),
+        ("P", "PNG", "png"),
+        ("RGBA", "PNG", "png"),
+        ("I;16", "PNG", "png"),
+        ("RGB", "WEBP", "webp"),
+        ("RGBA", "WEBP", "webp"),
+        ("RGB", "BMP", "bmp"),
+        ("P", "GIF", "gif"),
+    ],
+)
 def test_every_mode_becomes_rgb(tmp_path, mode, fmt, ext):
     if mode == "I;16":
-        arr = (np.arange(32 * 32, dtype=np.uint16).reshape(32, 32) * 60)
+        arr = np.arange(32 * 32, dtype=np.uint16).reshape(32, 32) * 60
         path = tmp_path / "img16.png"
         Image.fromarray(arr).save(path)
     else:
@@ -138,8 +149,12 @@ def test_fast_jpeg_decoders_give_the_same_pixels_as_pil(tmp_path):
     assert name == "simplejpeg"
     rng = np.random.default_rng(0)
     smooth = np.kron(rng.integers(0, 256, (12, 12, 3)), np.ones((8, 8, 1))).astype(np.uint8)
-    cases = [("rgb420.jpg", smooth, {}), ("rgb444.jpg", smooth, {"subsampling": 0}),
-             ("grey.jpg", smooth[..., 0], {}), ("odd.jpg", smooth[:93, :71], {"quality": 60})]
+    cases = [
+        ("rgb420.jpg", smooth, {}),
+        ("rgb444.jpg", smooth, {"subsampling": 0}),
+        ("grey.jpg", smooth[..., 0], {}),
+        ("odd.jpg", smooth[:93, :71], {"quality": 60}),
+    ]
     for fname, arr, kw in cases:
         path = tmp_path / fname
         Image.fromarray(arr).save(path, "JPEG", quality=kw.pop("quality", 85), **kw)

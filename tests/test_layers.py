@@ -17,13 +17,20 @@ ROOT = Path(__file__).resolve().parent.parent / "dflib"
 # Lower numbers are lower layers; an area may import its own modules and lower layers only.
 # Areas on the same layer do not import each other (data knows nothing about models and back).
 LAYERS = {
-    "dflib": 0, "dflib.runtime": 0,
-    "dflib.data": 1, "dflib.models": 1,
-    "dflib.card": 2, "dflib.faces": 2,  # faces: detection and cropping, just above data (knows no model)
+    "dflib": 0,
+    "dflib.runtime": 0,
+    "dflib.data": 1,
+    "dflib.models": 1,
+    "dflib.card": 2,
+    "dflib.faces": 2,  # faces: detection and cropping, just above data (knows no model)
     "dflib.checkpoint": 3,
-    "dflib.evaluation": 4, "dflib.explain": 4,
+    "dflib.evaluation": 4,
+    "dflib.explain": 4,
     "dflib.predict_faces": 4.5,  # predict's face mode: faces + explain below it, predict above it
-    "dflib.training": 5, "dflib.plots": 5, "dflib.predict": 5, "dflib.export": 5,
+    "dflib.training": 5,
+    "dflib.plots": 5,
+    "dflib.predict": 5,
+    "dflib.export": 5,
     "dflib.notebook_runner": 5,
     "dflib.cli": 6,
     "dflib.__main__": 7,
@@ -102,7 +109,7 @@ def test_no_import_cycle():
         path.append(node)
         for nxt in sorted(GRAPH[node]):
             if state.get(nxt) == 1:
-                return path[path.index(nxt):] + [nxt]
+                return path[path.index(nxt) :] + [nxt]
             if nxt not in state and (cycle := visit(nxt)):
                 return cycle
         path.pop()
@@ -115,5 +122,5 @@ def test_no_import_cycle():
 
 
 def test_the_checker_sees_lazy_and_relative_imports():
-    assert "dflib.models.registry" in GRAPH["dflib.models.diagnostics"]      # relative
-    assert "dflib.checkpoint" in GRAPH["dflib.evaluation.scoring"]           # inside a function
+    assert "dflib.models.registry" in GRAPH["dflib.models.diagnostics"]  # relative
+    assert "dflib.checkpoint" in GRAPH["dflib.evaluation.scoring"]  # inside a function

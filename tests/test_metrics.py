@@ -11,10 +11,26 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
-from dflib.evaluation import (accuracy, all_metrics, average_precision, balanced_accuracy, bootstrap_ci,
-                            choose_threshold, confusion_matrix, eer, equal_error_rate, f1, full_report,
-                            metrics_table, per_class_accuracy, per_method_metrics, precision, recall,
-                            report_on_test, roc_auc, tpr_at_fpr)
+from dflib.evaluation import (
+    accuracy,
+    all_metrics,
+    balanced_accuracy,
+    bootstrap_ci,
+    choose_threshold,
+    confusion_matrix,
+    eer,
+    equal_error_rate,
+    f1,
+    full_report,
+    metrics_table,
+    per_class_accuracy,
+    per_method_metrics,
+    precision,
+    recall,
+    report_on_test,
+    roc_auc,
+    tpr_at_fpr,
+)
 from dflib.evaluation.report import infer_holdout_method, stratified_indices
 
 # 2 reals (0.1, 0.4) and 2 fakes (0.35, 0.8), as in test_evaluate.py.
@@ -25,16 +41,16 @@ SCORES = [0.1, 0.4, 0.35, 0.8]
 def test_threshold_metrics_by_hand():
     # threshold 0.5 -> predictions [real, real, real, fake]: TN = 2, FP = 0, FN = 1 (0.35), TP = 1 (0.8)
     assert confusion_matrix(LABELS, SCORES).tolist() == [[2, 0], [1, 1]]
-    assert precision(LABELS, SCORES) == pytest.approx(1.0)          # TP / (TP + FP) = 1 / 1
-    assert recall(LABELS, SCORES) == pytest.approx(0.5)             # TP / (TP + FN) = 1 / 2
-    assert f1(LABELS, SCORES) == pytest.approx(2 / 3)               # 2 * 1 * 0.5 / (1 + 0.5)
+    assert precision(LABELS, SCORES) == pytest.approx(1.0)  # TP / (TP + FP) = 1 / 1
+    assert recall(LABELS, SCORES) == pytest.approx(0.5)  # TP / (TP + FN) = 1 / 2
+    assert f1(LABELS, SCORES) == pytest.approx(2 / 3)  # 2 * 1 * 0.5 / (1 + 0.5)
     assert per_class_accuracy(LABELS, SCORES) == pytest.approx({"real": 1.0, "fake": 0.5})
     assert balanced_accuracy(LABELS, SCORES) == pytest.approx(0.75)  # (1 + 0.5) / 2
     # threshold 0.35 (>=): predictions [real, fake, fake, fake]: TN 1, FP 1, FN 0, TP 2
     assert confusion_matrix(LABELS, SCORES, 0.35).tolist() == [[1, 1], [0, 2]]
     assert precision(LABELS, SCORES, 0.35) == pytest.approx(2 / 3)  # 2 / (2 + 1)
     assert recall(LABELS, SCORES, 0.35) == pytest.approx(1.0)
-    assert f1(LABELS, SCORES, 0.35) == pytest.approx(0.8)           # 2 * (2/3) * 1 / (2/3 + 1)
+    assert f1(LABELS, SCORES, 0.35) == pytest.approx(0.8)  # 2 * (2/3) * 1 / (2/3 + 1)
     # nothing called fake: precision is 0 by convention, not a crash
     assert precision(LABELS, SCORES, 0.99) == 0.0 and f1(LABELS, SCORES, 0.99) == 0.0
 
@@ -101,8 +117,13 @@ def test_all_metrics_agree_with_sklearn_and_the_single_functions():
         assert m["average_precision"] == pytest.approx(skm.average_precision_score(y, s))
         assert m["eer"] == pytest.approx(eer(y, s))
         assert m["tpr_at_fpr_5pct"] == pytest.approx(tpr_at_fpr(y, s, 0.05))
-        for name, fn in [("accuracy", accuracy), ("balanced_accuracy", balanced_accuracy),
-                         ("precision", precision), ("recall", recall), ("f1", f1)]:
+        for name, fn in [
+            ("accuracy", accuracy),
+            ("balanced_accuracy", balanced_accuracy),
+            ("precision", precision),
+            ("recall", recall),
+            ("f1", f1),
+        ]:
             assert m[name] == pytest.approx(fn(y, s, 0.5)), name
         assert m["confusion_matrix"] == confusion_matrix(y, s, 0.5).tolist()
         assert m["accuracy_real"] == pytest.approx(per_class_accuracy(y, s)["real"])
@@ -192,8 +213,11 @@ def test_per_method_metrics_on_a_generated_sample(tmp_path):
     from dflib.data import DeepfakeDataset
     from dflib.data.synthetic import SampleConfig, generate_sample, read_manifest
 
-    ds_dir = generate_sample(tmp_path, SampleConfig(per_class=4, eval_per_class=4, size=32, seed=1,
-                                                    holdout_method="local_warp"), progress=False)
+    ds_dir = generate_sample(
+        tmp_path,
+        SampleConfig(per_class=4, eval_per_class=4, size=32, seed=1, holdout_method="local_warp"),
+        progress=False,
+    )
     ds = DeepfakeDataset(ds_dir, "Test")
     scores = np.linspace(0.05, 0.95, len(ds))
     df = per_method_metrics(ds_dir, ds.paths, scores)

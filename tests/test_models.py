@@ -199,11 +199,14 @@ def test_named_stages_and_summary(name: str) -> None:
     assert total["output_shape"] == (1,)
 
 
-@pytest.mark.parametrize(("name", "shape"), [
-    ("sqnxt23_w1", (128, 4, 4)),  # final_block: (N, C, H/32, W/32) at 128 px
-    ("resnet18_w16", (128, 4, 4)),  # stage4
-    ("vit_face_p8_128", (1 + 16 * 16, 192)),  # blocks[-1].norm1: class token + a 16 x 16 grid of tokens
-])
+@pytest.mark.parametrize(
+    ("name", "shape"),
+    [
+        ("sqnxt23_w1", (128, 4, 4)),  # final_block: (N, C, H/32, W/32) at 128 px
+        ("resnet18_w16", (128, 4, 4)),  # stage4
+        ("vit_face_p8_128", (1 + 16 * 16, 192)),  # blocks[-1].norm1: class token + a 16 x 16 grid of tokens
+    ],
+)
 def test_cam_layer_is_last_feature_map(name: str, shape: tuple[int, ...]) -> None:
     """``cam_layer`` is the very module Grad-CAM hooks: its output is the spatial map (or token grid)."""
     model = create_model(name).eval()
@@ -362,22 +365,30 @@ def _randomise_batchnorm_(module: nn.Module, seed: int = 0) -> None:
     with torch.no_grad():
         for bn in module.modules():
             if isinstance(bn, nn.BatchNorm2d):
-                for t, low, high in [(bn.weight, 0.5, 1.5), (bn.bias, -0.5, 0.5), (bn.running_mean, -0.5, 0.5),
-                                     (bn.running_var, 0.5, 2.0)]:
+                for t, low, high in [
+                    (bn.weight, 0.5, 1.5),
+                    (bn.bias, -0.5, 0.5),
+                    (bn.running_mean, -0.5, 0.5),
+                    (bn.running_var, 0.5, 2.0),
+                ]:
                     t.copy_(torch.rand(t.shape, generator=g) * (high - low) + low)
 
 
-@pytest.mark.parametrize(("block_cls", "in_channels", "channels", "stride", "identity"), [
-    (BasicBlock, 8, 8, 1, True),
-    (BasicBlock, 8, 16, 2, False),
-    (Bottleneck, 32, 8, 1, True),  # 8 * expansion 4 = 32 output channels
-    (Bottleneck, 16, 8, 2, False),
-    (SqueezeNeXtUnit, 16, 16, 1, True),
-    (SqueezeNeXtUnit, 32, 16, 1, False),  # fewer channels out than in: squeeze by 4, projection shortcut
-    (SqueezeNeXtUnit, 16, 32, 2, False),
-])
-def test_residual_plus_shortcut_reproduces_forward(block_cls: type[nn.Module], in_channels: int, channels: int,
-                                                   stride: int, identity: bool) -> None:
+@pytest.mark.parametrize(
+    ("block_cls", "in_channels", "channels", "stride", "identity"),
+    [
+        (BasicBlock, 8, 8, 1, True),
+        (BasicBlock, 8, 16, 2, False),
+        (Bottleneck, 32, 8, 1, True),  # 8 * expansion 4 = 32 output channels
+        (Bottleneck, 16, 8, 2, False),
+        (SqueezeNeXtUnit, 16, 16, 1, True),
+        (SqueezeNeXtUnit, 32, 16, 1, False),  # fewer channels out than in: squeeze by 4, projection shortcut
+        (SqueezeNeXtUnit, 16, 32, 2, False),
+    ],
+)
+def test_residual_plus_shortcut_reproduces_forward(
+    block_cls: type[nn.Module], in_channels: int, channels: int, stride: int, identity: bool
+) -> None:
     torch.manual_seed(0)
     block = block_cls(in_channels, channels, stride)
     _randomise_batchnorm_(block)

@@ -36,9 +36,13 @@ def test_class_balance_bars_are_the_counts_in_class_colours():
 
 def test_feature_histograms_are_per_class_densities_on_shared_bins():
     rng = np.random.default_rng(0)
-    stats = pd.DataFrame({"class": ["real"] * 300 + ["fake"] * 60,
-                          "mean_intensity": np.r_[rng.normal(100, 10, 300), rng.normal(140, 10, 60)],
-                          "file_kb": rng.gamma(3, 4, 360)})
+    stats = pd.DataFrame(
+        {
+            "class": ["real"] * 300 + ["fake"] * 60,
+            "mean_intensity": np.r_[rng.normal(100, 10, 300), rng.normal(140, 10, 60)],
+            "file_kb": rng.gamma(3, 4, 360),
+        }
+    )
     fig = plots.feature_histograms(stats, {"mean_intensity": "mean intensity (0-255)", "file_kb": "file size (KB)"})
     assert len(fig.axes) == 2
     ax = fig.axes[0]

@@ -32,9 +32,11 @@ def test_curves_and_matrices():
     assert isinstance(pe.roc_curves(curves, thresholds={"good": 0.5}), plt.Figure)
     assert isinstance(pe.roc_curves(curves, log_fpr=True), plt.Figure)
     assert isinstance(pe.pr_curves(curves), plt.Figure)
-    assert isinstance(pe.confusion_matrices({"good": [[20, 10], [5, 25]], "chance": [[15, 15], [15, 15]]},
-                                            thresholds={"good": 0.5}), plt.Figure)
-    assert isinstance(pe.reliability_diagrams({"good": (Y, {"before": S1, "after T=2": S1 ** 2})}), plt.Figure)
+    assert isinstance(
+        pe.confusion_matrices({"good": [[20, 10], [5, 25]], "chance": [[15, 15], [15, 15]]}, thresholds={"good": 0.5}),
+        plt.Figure,
+    )
+    assert isinstance(pe.reliability_diagrams({"good": (Y, {"before": S1, "after T=2": S1**2})}), plt.Figure)
     with pytest.raises(ValueError, match="2x2"):
         pe.confusion_matrices({"bad": [[1, 2, 3]]})
     with pytest.raises(ValueError, match="at least one model"):
@@ -65,15 +67,26 @@ def test_per_method_bars_heights_and_held_out_label():
 
 
 def test_robustness_method_and_gallery_figures():
-    rows = [{"model": m, "degradation": "none", "level": 0.0, "roc_auc": 0.9, "accuracy": 0.8, "n": 10}
-            for m in ("a", "b")]
-    rows += [{"model": m, "degradation": d, "level": lv, "roc_auc": 0.9 - 0.001 * lv, "accuracy": 0.7, "n": 10}
-             for m in ("a", "b") for d in ("jpeg", "blur") for lv in (1.0, 2.0, 3.0)]
+    rows = [
+        {"model": m, "degradation": "none", "level": 0.0, "roc_auc": 0.9, "accuracy": 0.8, "n": 10} for m in ("a", "b")
+    ]
+    rows += [
+        {"model": m, "degradation": d, "level": lv, "roc_auc": 0.9 - 0.001 * lv, "accuracy": 0.7, "n": 10}
+        for m in ("a", "b")
+        for d in ("jpeg", "blur")
+        for lv in (1.0, 2.0, 3.0)
+    ]
     assert isinstance(pe.robustness_curves(pd.DataFrame(rows)), plt.Figure)
     with pytest.raises(ValueError, match="robustness_sweep"):
         pe.robustness_curves(pd.DataFrame({"x": [1]}))
-    table = pd.DataFrame({"method": ["face_swap", "upsampling", "all fakes"], "roc_auc": [0.9, 0.6, 0.8],
-                          "recall": [0.8, 0.3, 0.6], "held_out": [False, True, False]})
+    table = pd.DataFrame(
+        {
+            "method": ["face_swap", "upsampling", "all fakes"],
+            "roc_auc": [0.9, 0.6, 0.8],
+            "recall": [0.8, 0.3, 0.6],
+            "held_out": [False, True, False],
+        }
+    )
     assert isinstance(pe.per_method_bars({"a": table, "b": table}), plt.Figure)
     idx = confident_mistakes([0, 0, 1, 1], [0.9, 0.6, 0.05, 0.8], threshold=0.5, k=5)
     assert idx.tolist() == [2, 0, 1]  # fake at 0.05 (0.45 under), real at 0.9 (0.4 over), real at 0.6 (0.1)

@@ -23,15 +23,22 @@ def _inputs(n=3):
 
 def test_layout_titles_and_colours():
     images, overlays, scores = _inputs()
-    fig = prediction_grid(images, ["a.jpg", "b.jpg", "c.jpg"], scores, {"cnn": 0.5, "ensemble": 0.5},
-                          overlays=overlays, truth=["fake", "fake", None], images_per_row=2)
+    fig = prediction_grid(
+        images,
+        ["a.jpg", "b.jpg", "c.jpg"],
+        scores,
+        {"cnn": 0.5, "ensemble": 0.5},
+        overlays=overlays,
+        truth=["fake", "fake", None],
+        images_per_row=2,
+    )
     assert len(fig.axes) == 3 * 2  # image + one overlay per image
     titles = [ax.get_title() for ax in fig.axes]
     assert titles[0] == "a.jpg\ntrue: fake"
     assert titles[1].startswith("cnn (t 0.500)\n0.900 → fake ✓")
     assert titles[3].endswith("0.200 → real ✗") and titles[5].endswith("unreadable")
     assert fig.axes[1].title.get_color() != fig.axes[3].title.get_color()  # right vs wrong
-    texts = [t.get_text() for t in fig.axes[2].texts]   # the ensemble sits under the image
+    texts = [t.get_text() for t in fig.axes[2].texts]  # the ensemble sits under the image
     assert texts == ["ensemble (t 0.500): 0.600 → fake ✓"]
     assert [t.get_text() for t in fig.axes[3].texts] == ["no map"]
     plt.close(fig)
@@ -43,15 +50,23 @@ def test_small_numbers_stay_readable():
     plt.close(fig)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"names": ["only one"]}, "names has 1 entries"),
-    ({"thresholds": {"cnn": 0.5}}, "no threshold for ensemble"),
-    ({"overlays": {"vit": [None] * 3}}, "no scores"),
-    ({"images_per_row": 0}, "images_per_row"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"names": ["only one"]}, "names has 1 entries"),
+        ({"thresholds": {"cnn": 0.5}}, "no threshold for ensemble"),
+        ({"overlays": {"vit": [None] * 3}}, "no scores"),
+        ({"images_per_row": 0}, "images_per_row"),
+    ],
+)
 def test_bad_arguments_say_what_to_fix(kwargs, match):
     images, overlays, scores = _inputs()
-    args = {"names": ["a", "b", "c"], "scores": scores, "thresholds": {"cnn": 0.5, "ensemble": 0.5},
-            "overlays": overlays, **kwargs}
+    args = {
+        "names": ["a", "b", "c"],
+        "scores": scores,
+        "thresholds": {"cnn": 0.5, "ensemble": 0.5},
+        "overlays": overlays,
+        **kwargs,
+    }
     with pytest.raises(ValueError, match=match):
         prediction_grid(images, **args)

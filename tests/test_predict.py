@@ -13,9 +13,9 @@ from PIL import Image
 
 from dflib.checkpoint import save_detector
 from dflib.cli import main
+from dflib.data import NoImagesError, find_images
 from dflib.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from dflib.models import create_model
-from dflib.data import NoImagesError, find_images
 from dflib.predict import COLUMNS, explain_filenames, predict_ensemble, predict_paths
 from tests.conftest import write_image
 
@@ -23,10 +23,14 @@ CARD_THRESHOLD = 0.3
 
 
 def _card(model, threshold=CARD_THRESHOLD, name="tiny"):
-    return {"format": "dflib-detector/1", "name": name, "architecture": model.config,
-            "img_size": model.config["img_size"],
-            "normalization": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
-            "threshold": {"value": threshold, "method": "youden", "chosen_on": "Validation"}}
+    return {
+        "format": "dflib-detector/1",
+        "name": name,
+        "architecture": model.config,
+        "img_size": model.config["img_size"],
+        "normalization": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
+        "threshold": {"value": threshold, "method": "youden", "chosen_on": "Validation"},
+    }
 
 
 @pytest.fixture(scope="module")
@@ -148,8 +152,22 @@ def test_explain_writes_overlays(tmp_path, images, checkpoint):
 # --------------------------------------------------------------------------- the command line
 def test_cli_writes_csv(images, checkpoint, tmp_path, capsys):
     out = tmp_path / "deep" / "preds.csv"
-    assert main(["predict", str(images), "--checkpoint", str(checkpoint), "--out", str(out),
-                 "--device", "cpu", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(images),
+                "--checkpoint",
+                str(checkpoint),
+                "--out",
+                str(out),
+                "--device",
+                "cpu",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     df = pd.read_csv(out)
     assert list(df.columns) == COLUMNS and len(df) == 5 and df["error"].notna().sum() == 3
     assert "5 image(s) ->" in capsys.readouterr().out
@@ -157,8 +175,23 @@ def test_cli_writes_csv(images, checkpoint, tmp_path, capsys):
 
 def test_cli_table_and_threshold(images, checkpoint, capsys):
     weights = checkpoint.with_suffix(".safetensors")  # either file of the pair works
-    assert main(["predict", str(images / "good_1.jpg"), str(images / "notes.jpg"), "--checkpoint", str(weights),
-                 "--threshold", "0", "--device", "cpu", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(images / "good_1.jpg"),
+                str(images / "notes.jpg"),
+                "--checkpoint",
+                str(weights),
+                "--threshold",
+                "0",
+                "--device",
+                "cpu",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert out.splitlines()[0].split() == ["path", "p_fake", "label", "error"]
     assert "not an image" in out and "threshold 0: 1 fake, 0 real, 1 unreadable" in out
@@ -167,8 +200,12 @@ def test_cli_table_and_threshold(images, checkpoint, capsys):
 @pytest.mark.parametrize("case", ["missing_checkpoint", "corrupt_checkpoint", "no_images", "bad_out"])
 def test_cli_errors_are_one_clear_line(case, images, checkpoint, tmp_path, capsys):
     args = ["predict", str(images), "--checkpoint", str(checkpoint), "--device", "cpu", "--no-progress"]
-    expected = {"missing_checkpoint": "does not exist", "corrupt_checkpoint": "corrupt",
-                "no_images": "no images found", "bad_out": "cannot write --out"}[case]
+    expected = {
+        "missing_checkpoint": "does not exist",
+        "corrupt_checkpoint": "corrupt",
+        "no_images": "no images found",
+        "bad_out": "cannot write --out",
+    }[case]
     if case == "missing_checkpoint":
         args[3] = str(tmp_path / "nope.json")
     elif case == "corrupt_checkpoint":

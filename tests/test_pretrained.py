@@ -17,8 +17,13 @@ import torchvision.models as tvm
 
 from dflib.cli import main
 from dflib.models import create_model
-from dflib.models.pretrained import (PretrainedWeightsMissing, imagenet_init, imagenet_source, pytorchcv_cache_dir,
-                                     torchvision_cache_dir)
+from dflib.models.pretrained import (
+    PretrainedWeightsMissing,
+    imagenet_init,
+    imagenet_source,
+    pytorchcv_cache_dir,
+    torchvision_cache_dir,
+)
 from dflib.training import fit
 from tests.conftest import make_dataset
 
@@ -48,8 +53,11 @@ def test_sources_cover_the_reference_architectures():
     assert imagenet_source(create_model("resnet50"))["weights"] == "ResNet50_Weights.IMAGENET1K_V1"
     assert imagenet_source(create_model("vit_base_patch16_224", img_size=128))["model"] == "vit_b_16"
     assert imagenet_source(create_model("sqnxt23v5_w2"))["model"] == "sqnxt23v5_w2"
-    for name, hint in (("resnet18_w16", "full-width"), ("vit_tiny_patch16_224", "ViT-B/16"),
-                       ("vit_face_conv_128", "patch stem")):
+    for name, hint in (
+        ("resnet18_w16", "full-width"),
+        ("vit_tiny_patch16_224", "ViT-B/16"),
+        ("vit_face_conv_128", "patch stem"),
+    ):
         with pytest.raises(ValueError, match=hint):
             imagenet_source(create_model(name))
 
@@ -59,8 +67,12 @@ def test_torchvision_weights_from_the_cache_all_but_the_head(caches):
     model = create_model("resnet18")
     head = model.head.weight.clone()
     source = imagenet_init(model)
-    assert source == {"method": "imagenet", "library": "torchvision", "model": "resnet18",
-                      "weights": "ResNet18_Weights.IMAGENET1K_V1"}
+    assert source == {
+        "method": "imagenet",
+        "library": "torchvision",
+        "model": "resnet18",
+        "weights": "ResNet18_Weights.IMAGENET1K_V1",
+    }
     assert torch.equal(model.stem.conv.weight, state["conv1.weight"])
     assert torch.equal(model.stage4[1].bn2.running_var, state["layer4.1.bn2.running_var"])
     assert torch.equal(model.head.weight, head)  # the one-logit head keeps its own initialisation
@@ -116,8 +128,19 @@ def test_offline_message_names_the_file_and_the_folder(caches):
 def test_fit_records_the_initialisation_in_the_card(caches):
     state = _place_resnet18()
     data = make_dataset(caches / "data", per_class=4)
-    r = fit(model="resnet18", init="imagenet", data_dir=str(data), img_size=32, epochs=1, batch_size=4, workers=0,
-            progress=False, out=str(caches / "out"), lr=1e-9, warmup_epochs=0)
+    r = fit(
+        model="resnet18",
+        init="imagenet",
+        data_dir=str(data),
+        img_size=32,
+        epochs=1,
+        batch_size=4,
+        workers=0,
+        progress=False,
+        out=str(caches / "out"),
+        lr=1e-9,
+        warmup_epochs=0,
+    )
     card = json.loads(Path(f"{r.paths.best}.json").read_text())
     assert card["training"]["init"]["weights"] == "ResNet18_Weights.IMAGENET1K_V1"
     assert card["training"]["config"]["init"] == "imagenet"
@@ -126,8 +149,26 @@ def test_fit_records_the_initialisation_in_the_card(caches):
 
 def test_cli_init_imagenet_offline_exits_2(caches, capsys):
     data = make_dataset(caches / "data", per_class=2)
-    code = main(["train", "--model", "resnet18", "--init", "imagenet", "--data", str(data), "--epochs", "1",
-                 "--img-size", "32", "--workers", "0", "--no-progress", "--out", str(caches / "out")])
+    code = main(
+        [
+            "train",
+            "--model",
+            "resnet18",
+            "--init",
+            "imagenet",
+            "--data",
+            str(data),
+            "--epochs",
+            "1",
+            "--img-size",
+            "32",
+            "--workers",
+            "0",
+            "--no-progress",
+            "--out",
+            str(caches / "out"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert "resnet18-f37072fd.pth are not in the cache" in err and "hub/checkpoints" in err

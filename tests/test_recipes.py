@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from dflib.models import create_model, list_models
-from dflib.training.recipes import RECIPES, recipe, recipes_table
 from dflib.training import TrainConfig
+from dflib.training.recipes import RECIPES, recipe, recipes_table
 
 
 @pytest.mark.parametrize("name", list(RECIPES))

@@ -8,8 +8,17 @@ import torch
 from PIL import Image
 from torch import nn
 
-from dflib.evaluation.robustness import (DEFAULT_SWEEP, SMOKE_SWEEP, brightness, center_zoom, degrade, gaussian_blur, jpeg,
-                              resample, robustness_sweep)
+from dflib.evaluation.robustness import (
+    DEFAULT_SWEEP,
+    SMOKE_SWEEP,
+    brightness,
+    center_zoom,
+    degrade,
+    gaussian_blur,
+    jpeg,
+    resample,
+    robustness_sweep,
+)
 
 IDENTITY = {"blur": 0.0, "resize": 1.0, "crop": 1.0, "brightness": 1.0}
 
@@ -52,9 +61,16 @@ def test_degradations_get_stronger_with_the_level():
 
 def test_bad_levels_are_clear():
     x = _image()
-    for name, level, hint in [("jpeg", 0, "1 to 100"), ("jpeg", 101, "1 to 100"), ("jpeg", 50.5, "integer"),
-                              ("blur", -1, ">= 0"), ("resize", 0, "(0, 1]"), ("resize", 1.5, "(0, 1]"),
-                              ("crop", 0, "(0, 1]"), ("brightness", -0.1, ">= 0")]:
+    for name, level, hint in [
+        ("jpeg", 0, "1 to 100"),
+        ("jpeg", 101, "1 to 100"),
+        ("jpeg", 50.5, "integer"),
+        ("blur", -1, ">= 0"),
+        ("resize", 0, "(0, 1]"),
+        ("resize", 1.5, "(0, 1]"),
+        ("crop", 0, "(0, 1]"),
+        ("brightness", -0.1, ">= 0"),
+    ]:
         with pytest.raises(ValueError, match="level") as err:
             degrade(x, name, level)
         assert hint in str(err.value)
@@ -78,16 +94,25 @@ class MeanBrightness(nn.Module):
 def _toy_data(n: int = 8) -> tuple[torch.Tensor, list[int]]:
     g = torch.Generator().manual_seed(0)
     labels = [0, 1] * (n // 2)
-    imgs = torch.stack([torch.randint(0, 100, (3, 40, 40), generator=g, dtype=torch.uint8) + 120 * y
-                        for y in labels]).to(torch.uint8)  # fakes are brighter
+    imgs = torch.stack(
+        [torch.randint(0, 100, (3, 40, 40), generator=g, dtype=torch.uint8) + 120 * y for y in labels]
+    ).to(torch.uint8)  # fakes are brighter
     return imgs, labels
 
 
 def test_sweep_returns_a_tidy_table():
     imgs, labels = _toy_data()
     model = MeanBrightness().train()
-    df = robustness_sweep({"a": model, "b": MeanBrightness()}, imgs, labels, img_size=32, levels=SMOKE_SWEEP,
-                          batch_size=3, normalization={"mean": (0.5,) * 3, "std": (0.5,) * 3}, progress=False)
+    df = robustness_sweep(
+        {"a": model, "b": MeanBrightness()},
+        imgs,
+        labels,
+        img_size=32,
+        levels=SMOKE_SWEEP,
+        batch_size=3,
+        normalization={"mean": (0.5,) * 3, "std": (0.5,) * 3},
+        progress=False,
+    )
     assert list(df.columns) == ["model", "degradation", "level", "roc_auc", "accuracy", "n"]
     assert len(df) == 2 * (1 + sum(len(v) for v in SMOKE_SWEEP.values())) and (df["n"] == 8).all()
     assert model.training  # restored
@@ -109,8 +134,7 @@ def test_sweep_on_paths_and_dataset_with_limit(tiny_dataset):
     levels = {"jpeg": (50,), "blur": (1.0,)}
     from_ds = robustness_sweep(MeanBrightness(), ds, img_size=16, levels=levels, limit=4, progress=False)
     assert (from_ds["n"] == 4).all() and set(from_ds["model"]) == {"model"}
-    from_paths = robustness_sweep(MeanBrightness(), ds.paths, ds.targets, img_size=16, levels=levels,
-                                  progress=False)
+    from_paths = robustness_sweep(MeanBrightness(), ds.paths, ds.targets, img_size=16, levels=levels, progress=False)
     assert (from_paths["n"] == len(ds)).all()
 
 

@@ -26,8 +26,7 @@ from dflib.training import EarlyStopping, fit, warmup_cosine
 from tests.conftest import make_dataset
 
 ROOT = Path(__file__).resolve().parent.parent
-TINY = dict(model="resnet18", model_options={"width": 4}, img_size=32, batch_size=4, workers=0,
-            progress=False, seed=3)
+TINY = dict(model="resnet18", model_options={"width": 4}, img_size=32, batch_size=4, workers=0, progress=False, seed=3)
 TIMING = ["train_seconds", "train_images_per_s", "epoch_seconds"]  # the only columns allowed to differ
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
 
@@ -76,7 +75,7 @@ def test_warmup_cosine_schedule():
 def test_early_stopping_counts_bad_epochs_and_breaks_ties_by_loss():
     s = EarlyStopping(patience=2)
     assert s.step(0.8, 0.5, 1) and not s.should_stop
-    assert s.step(0.8, 0.4, 2)                # same AUC, lower loss: better
+    assert s.step(0.8, 0.4, 2)  # same AUC, lower loss: better
     assert not s.step(0.7, 0.1, 3) and not s.should_stop
     assert not s.step(0.8, 0.4, 4) and s.should_stop
     assert s.best_epoch == 2
@@ -106,7 +105,13 @@ def test_run_layout_card_and_result(reference, data):
     out = r.paths.out
     assert sorted(p.name for p in out.iterdir()) == ["resnet18.json", "resnet18.safetensors", "runs"]
     assert sorted(p.name for p in r.paths.run_dir.iterdir()) == [
-        "history.csv", "history.json", "last.json", "last.safetensors", "resume.pt", "train.log"]
+        "history.csv",
+        "history.json",
+        "last.json",
+        "last.safetensors",
+        "resume.pt",
+        "train.log",
+    ]
     assert list(r.history.epoch) == [1, 2, 3] and r.epochs_trained == 3 and not r.stopped_early
     for col in ("train_loss", "val_loss", "val_accuracy", "val_roc_auc", "val_average_precision", "lr"):
         assert r.history[col].notna().all(), col
@@ -121,7 +126,9 @@ def test_run_layout_card_and_result(reference, data):
     assert card["threshold"]["method"] == "youden" and card["threshold"]["value"] == pytest.approx(r.threshold)
     assert card["metrics"]["roc_auc"] == pytest.approx(r.best["val_roc_auc"])
     assert card["training"]["epochs_trained"] == r.best["epoch"]
-    assert card["data"]["used"]["Train"] == {"real": 12, "fake": 12} and card["data"]["fingerprint"].startswith("sha256:")
+    assert card["data"]["used"]["Train"] == {"real": 12, "fake": 12} and card["data"]["fingerprint"].startswith(
+        "sha256:"
+    )
     assert card["versions"]["torch"] == torch.__version__ and card["created_utc"].endswith("+00:00")
 
     model, card2 = dflib.load_detector(out / "resnet18.safetensors")
@@ -148,7 +155,9 @@ def test_two_stage_augmentation_on_a_device_gives_the_same_run(reference, data, 
     monkeypatch.setattr(dflib.training.run, "augment_on_device", lambda device: True)
     batches = []
     finish = dflib.data.sampling.finish_batch
-    monkeypatch.setattr(dflib.training.steps, "finish_batch", lambda b, t, d: (batches.append(len(b)), finish(b, t, d))[1])
+    monkeypatch.setattr(
+        dflib.training.steps, "finish_batch", lambda b, t, d: (batches.append(len(b)), finish(b, t, d))[1]
+    )
     staged = fit(**{**TINY, "workers": 1}, data_dir=str(data), epochs=3, out=str(tmp_path), deterministic=True)
     assert batches and set(batches) == {3}  # (uint8 images, labels, params) batches
     pd.testing.assert_frame_equal(_metrics(staged.history), _metrics(reference.history), rtol=1e-3)
@@ -188,8 +197,14 @@ def test_resume_refuses_other_settings_and_new_runs_refuse_old_ones(reference, d
 def test_early_stopping_stops_and_a_stopped_run_stays_stopped(data, tmp_path, monkeypatch):
     import dflib.training.loop as train
 
-    flat = {"val_loss": 0.69, "val_accuracy": 0.5, "val_roc_auc": 0.5, "val_average_precision": 0.5,
-            "val_threshold": 0.5, "val_balanced_accuracy": 0.5}
+    flat = {
+        "val_loss": 0.69,
+        "val_accuracy": 0.5,
+        "val_roc_auc": 0.5,
+        "val_average_precision": 0.5,
+        "val_threshold": 0.5,
+        "val_balanced_accuracy": 0.5,
+    }
     monkeypatch.setattr(train, "validate", lambda *a, **k: dict(flat))
     r = fit(**TINY, data_dir=str(data), epochs=6, patience=2, out=str(tmp_path))
     assert r.stopped_early and r.epochs_trained == 3 and r.best["epoch"] == 1
@@ -254,17 +269,49 @@ def test_device_and_precision_choices():
 
 
 def test_cpu_bf16_channels_last_and_sgd_run(data, tmp_path):
-    r = fit(**TINY, data_dir=str(data), epochs=1, out=str(tmp_path), amp="bf16", channels_last=True,
-            optimizer="sgd", label_smoothing=0.1, grad_clip=None)
+    r = fit(
+        **TINY,
+        data_dir=str(data),
+        epochs=1,
+        out=str(tmp_path),
+        amp="bf16",
+        channels_last=True,
+        optimizer="sgd",
+        label_smoothing=0.1,
+        grad_clip=None,
+    )
     card = json.loads((tmp_path / "resnet18.json").read_text())
     assert card["training"]["amp"] == "bfloat16" and math.isfinite(r.history.train_loss[0])
 
 
 # ----------------------------------------------------------------------- separate processes
 def _train_cmd(data: Path, out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "dflib", "train", "--model", "resnet18", "--model-arg", "width=4",
-            "--img-size", "32", "--data", str(data), "--out", str(out), "--epochs", "3", "--batch-size", "2",
-            "--workers", "0", "--seed", "5", "--no-progress", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "dflib",
+        "train",
+        "--model",
+        "resnet18",
+        "--model-arg",
+        "width=4",
+        "--img-size",
+        "32",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--epochs",
+        "3",
+        "--batch-size",
+        "2",
+        "--workers",
+        "0",
+        "--seed",
+        "5",
+        "--no-progress",
+        *extra,
+    ]
 
 
 def test_kill_9_mid_epoch_then_resume_matches_uninterrupted(data, tmp_path):
@@ -296,14 +343,25 @@ def test_kill_9_mid_epoch_then_resume_matches_uninterrupted(data, tmp_path):
 
 
 def test_torchrun_two_cpu_processes_write_one_checkpoint(data, tmp_path):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "dflib",
-           *_train_cmd(data, tmp_path)[3:]]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "dflib",
+        *_train_cmd(data, tmp_path)[3:],
+    ]
     cmd[cmd.index("--epochs") + 1] = "1"
     cmd[cmd.index("--batch-size") + 1] = "4"
     done = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.safetensors")) == [
-        "resnet18.safetensors", "runs/resnet18/last.safetensors"]
+        "resnet18.safetensors",
+        "runs/resnet18/last.safetensors",
+    ]
     card = json.loads((tmp_path / "resnet18.json").read_text())
     assert card["training"]["world_size"] == 2 and card["training"]["epochs_trained"] == 1
     log = (tmp_path / "runs" / "resnet18" / "train.log").read_text()

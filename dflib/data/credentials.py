@@ -50,8 +50,10 @@ def find_kaggle_credentials() -> str | None:
         return "the environment variables KAGGLE_USERNAME and KAGGLE_KEY"
     if len(have) == 1:
         other = KEY if have[0] == USERNAME else USERNAME
-        raise ValueError(f"{have[0]} is set but {other} is not; set both (from your kaggle.json: "
-                         f"username and key), or unset {have[0]} to use ~/.kaggle/kaggle.json")
+        raise ValueError(
+            f"{have[0]} is set but {other} is not; set both (from your kaggle.json: "
+            f"username and key), or unset {have[0]} to use ~/.kaggle/kaggle.json"
+        )
     if kaggle_json().is_file():
         return str(kaggle_json())
     secrets = _colab_secrets()

@@ -16,8 +16,9 @@ from __future__ import annotations
 import os
 import random
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Literal, NamedTuple
+from typing import Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -87,8 +88,14 @@ class DeepfakeDataset(Dataset):
         if check != "none":
             from dflib.data.scan import scan_files
 
-            results = scan_files([p for p, _ in samples], check, workers=check_workers, max_pixels=max_pixels,
-                                 progress=progress, desc=f"checking {self.split}")
+            results = scan_files(
+                [p for p, _ in samples],
+                check,
+                workers=check_workers,
+                max_pixels=max_pixels,
+                progress=progress,
+                desc=f"checking {self.split}",
+            )
             self.bad_files = [(path, reason) for (path, _), (reason, _) in zip(samples, results) if reason]
             self.bad_labels = [label for (_, label), (reason, _) in zip(samples, results) if reason]
             samples = [s for s, (reason, _) in zip(samples, results) if reason is None]
@@ -108,16 +115,20 @@ class DeepfakeDataset(Dataset):
         missing = [name for label, name in enumerate(self.classes) if label not in present]
         if not missing:
             return
-        bad = {name: [f for f, label in zip(self.bad_files, self.bad_labels) if self.classes[label] == name]
-               for name in missing}
+        bad = {
+            name: [f for f, label in zip(self.bad_files, self.bad_labels) if self.classes[label] == name]
+            for name in missing
+        }
         parts = []
         for name in missing:
             example = f", e.g. {bad[name][0][0]}: {bad[name][0][1]}" if bad[name] else ""
             parts.append(f"{name}: {len(bad[name])} file(s), none readable{example}")
-        raise LayoutError(f"the {self.split} split of {self.root} has no readable images of class "
-                          f"{' or '.join(missing)} ({'; '.join(parts)}); replace the unreadable files "
-                          f"(`dflib check-data {self.root}` lists them all with their reasons) or point --data "
-                          f"at another folder")
+        raise LayoutError(
+            f"the {self.split} split of {self.root} has no readable images of class "
+            f"{' or '.join(missing)} ({'; '.join(parts)}); replace the unreadable files "
+            f"(`dflib check-data {self.root}` lists them all with their reasons) or point --data "
+            f"at another folder"
+        )
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -142,8 +153,9 @@ class DeepfakeDataset(Dataset):
         """
         return read_image_tensor(self.samples[index][0], max_pixels=self.max_pixels, min_size=min_size)
 
-    def get(self, index: int, transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
-            seed: int | None = None) -> tuple[torch.Tensor, int]:
+    def get(
+        self, index: int, transform: Callable[[torch.Tensor], torch.Tensor] | None = None, seed: int | None = None
+    ) -> tuple[torch.Tensor, int]:
         """Sample ``index`` through ``transform``; an unreadable file is replaced by the next one
         (what training wants: same batch size; scoring uses :meth:`read_or_skip` instead).
 
@@ -166,8 +178,10 @@ class DeepfakeDataset(Dataset):
             if transform is not None:
                 img = apply_transform(transform, img, seed)
             return img, self.samples[i][1]
-        raise ImageReadError(f"{self.split}: 10 consecutive unreadable images from index {index}; "
-                             f"the folder looks corrupt, check {self.root}")
+        raise ImageReadError(
+            f"{self.split}: 10 consecutive unreadable images from index {index}; "
+            f"the folder looks corrupt, check {self.root}"
+        )
 
     def __getitem__(self, index: int | tuple[int, int]) -> tuple[torch.Tensor, int]:
         """``(image, label)``; ``index`` may be an ``(index, seed)`` pair from a seeded sampler."""
@@ -213,8 +227,9 @@ class _Scoring(Dataset):
         if isinstance(dataset, torch.utils.data.Subset):
             base, self.indices = dataset.dataset, list(dataset.indices)
         if not isinstance(base, DeepfakeDataset):
-            raise TypeError(f"make_scoring_loader needs a DeepfakeDataset (or a Subset of one), got "
-                            f"{type(base).__name__}")
+            raise TypeError(
+                f"make_scoring_loader needs a DeepfakeDataset (or a Subset of one), got {type(base).__name__}"
+            )
         self.base = base
 
     def __len__(self) -> int:
@@ -236,16 +251,18 @@ def collate_readable(items: list[tuple]) -> ReadBatch:
     return ReadBatch(x, y, torch.tensor([int(it[2]) for it in good], dtype=torch.int64), skipped)
 
 
-def make_scoring_loader(dataset: Dataset, batch_size: int = 64, *, num_workers: int | None = None,
-                        device: str | torch.device | None = None) -> DataLoader:
+def make_scoring_loader(
+    dataset: Dataset, batch_size: int = 64, *, num_workers: int | None = None, device: str | torch.device | None = None
+) -> DataLoader:
     """A loader for scoring (evaluation, validation) that yields one :class:`ReadBatch` per batch, in dataset order.
 
     An image that cannot be decoded is left out of its batch and listed in ``batch.skipped``
     with its reason; no other image takes its place (see
     :func:`dflib.evaluation.scoring.score_loader`, which counts them).
     """
-    return make_loader(_Scoring(dataset), batch_size, train=False, num_workers=num_workers, device=device,
-                       collate_fn=collate_readable)
+    return make_loader(
+        _Scoring(dataset), batch_size, train=False, num_workers=num_workers, device=device, collate_fn=collate_readable
+    )
 
 
 def default_num_workers() -> int:
@@ -290,17 +307,22 @@ def make_loader(
         raise ValueError(f"batch_size must be >= 1 (--batch-size B on the command line), got {batch_size!r}")
     workers = default_num_workers() if num_workers is None else int(num_workers)
     if workers < 0:
-        raise ValueError(f"the number of loader workers must be >= 0 (--workers N, num_workers=N), "
-                         f"got {num_workers!r}; use 0 to load in the main process")
+        raise ValueError(
+            f"the number of loader workers must be >= 0 (--workers N, num_workers=N), "
+            f"got {num_workers!r}; use 0 to load in the main process"
+        )
     if sampler is not None and balanced:
-        raise ValueError("pass either balanced=True or a sampler, not both (BalancedSampler in "
-                         "dflib.data.sampling draws balanced classes as a sampler)")
+        raise ValueError(
+            "pass either balanced=True or a sampler, not both (BalancedSampler in "
+            "dflib.data.sampling draws balanced classes as a sampler)"
+        )
     generator = torch.Generator().manual_seed(seed)
     if balanced:
-        targets = torch.as_tensor(getattr(dataset, "targets"))
+        targets = torch.as_tensor(dataset.targets)
         class_weight = 1.0 / torch.bincount(targets).clamp(min=1).double()
-        sampler = WeightedRandomSampler(class_weight[targets], num_samples=len(targets),
-                                        replacement=True, generator=generator)
+        sampler = WeightedRandomSampler(
+            class_weight[targets], num_samples=len(targets), replacement=True, generator=generator
+        )
     if pin_memory is None:
         pin_memory = torch.device(device).type == "cuda" if device is not None else False
     return DataLoader(

@@ -25,8 +25,8 @@ The training engine selects it only on CUDA (``TrainConfig.decode="auto"``);
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -34,9 +34,9 @@ import torch.nn.functional as nnf
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from dflib.data.dataset import DeepfakeDataset, make_loader
+from dflib.data.fused_augment import SampleStage, TrainTransform
 from dflib.data.io import ImageReadError, jpeg_roundtrip, read_image_tensor
 from dflib.data.sampling import BalancedSampler, SeededSampler
-from dflib.data.fused_augment import SampleStage, TrainTransform
 
 _BASELINE_SOF = (0xC0, 0xC1)  # baseline and extended sequential Huffman JPEG: what nvJPEG decodes on the GPU
 
@@ -54,12 +54,12 @@ def device_decodable(data: bytes, max_pixels: int) -> bool:
             i += 1
             continue
         if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # start of frame
-            h, w = int.from_bytes(data[i + 5:i + 7], "big"), int.from_bytes(data[i + 7:i + 9], "big")
+            h, w = int.from_bytes(data[i + 5 : i + 7], "big"), int.from_bytes(data[i + 7 : i + 9], "big")
             return marker in _BASELINE_SOF and data[i + 9] == 3 and 0 < h * w <= max_pixels
         if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
             i += 2
             continue
-        i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
+        i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
     return False
 
 
@@ -103,9 +103,9 @@ class EncodedDataset(Dataset):
 class EncodedBatch:
     """A batch of :class:`EncodedDataset` samples; :meth:`to_device` turns it into model input."""
 
-    images: list[torch.Tensor]   # 1-D encoded bytes or (3, S, S) uint8 crops
+    images: list[torch.Tensor]  # 1-D encoded bytes or (3, S, S) uint8 crops
     labels: np.ndarray
-    draws: np.ndarray            # (n, n_draw) float64
+    draws: np.ndarray  # (n, n_draw) float64
     paths: list[str]
 
     def __len__(self) -> int:
@@ -160,8 +160,9 @@ def _resize(img: torch.Tensor, size: int) -> torch.Tensor:
     if img.device.type == "cpu":
         x = img.unsqueeze(0).contiguous(memory_format=torch.channels_last)
         return nnf.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0]
-    x = nnf.interpolate(img.unsqueeze(0).float(), size=(size, size), mode="bilinear", antialias=True,
-                        align_corners=False)
+    x = nnf.interpolate(
+        img.unsqueeze(0).float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False
+    )
     return x[0].round_().clamp_(0, 255).to(torch.uint8)
 
 
@@ -180,8 +181,13 @@ def _jpeg(img: torch.Tensor, quality: int) -> torch.Tensor:
             return jpeg_roundtrip(img.cpu(), quality).to(img.device)
 
 
-def sample_stage_on_device(images: list[torch.Tensor], draws: np.ndarray, transform: TrainTransform,
-                           device: torch.device, paths: list[str] | None = None) -> list[torch.Tensor]:
+def sample_stage_on_device(
+    images: list[torch.Tensor],
+    draws: np.ndarray,
+    transform: TrainTransform,
+    device: torch.device,
+    paths: list[str] | None = None,
+) -> list[torch.Tensor]:
     """:meth:`TrainTransform.sample_stage` for a batch on ``device``: the ``uint8`` crops, one per image.
 
     1-D entries of ``images`` are encoded JPEGs (decoded here, in one call); 3-D ones are crops
@@ -199,7 +205,7 @@ def sample_stage_on_device(images: list[torch.Tensor], draws: np.ndarray, transf
         img, u = decoded[i], draws[i].tolist()
         h, w = img.shape[-2:]
         top, left, ch, cw = transform._crop_box(h, w, u)
-        img = _resize(img[..., top:top + ch, left:left + cw], size)
+        img = _resize(img[..., top : top + ch, left : left + cw], size)
         if u[c] < a.hflip_p:
             img = img.flip(-1)
         if u[c + 1] < a.jpeg_p:
@@ -227,13 +233,21 @@ def make_device_decode_loader(
     ``batch.to_device(transform, device)``) decodes and augments them on the device.
     """
     if balanced:
-        order: DistributedSampler = BalancedSampler(dataset, dataset.targets, num_replicas=world_size, rank=rank,
-                                                    seed=seed)
+        order: DistributedSampler = BalancedSampler(
+            dataset, dataset.targets, num_replicas=world_size, rank=rank, seed=seed
+        )
     else:
         order = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
-    return make_loader(EncodedDataset(dataset, transform), batch_size, train=True, num_workers=workers,
-                       sampler=SeededSampler(order, seed), seed=seed, pin_memory=pin_memory,
-                       collate_fn=collate_encoded)
+    return make_loader(
+        EncodedDataset(dataset, transform),
+        batch_size,
+        train=True,
+        num_workers=workers,
+        sampler=SeededSampler(order, seed),
+        seed=seed,
+        pin_memory=pin_memory,
+        collate_fn=collate_encoded,
+    )
 
 
 def check_device_decoding(device: torch.device | str) -> None:

@@ -10,12 +10,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from dflib.data.credentials import CREDENTIALS_HELP as _CREDENTIALS_HELP
+from dflib.data.credentials import find_kaggle_credentials
 from dflib.data.layout import find_root
 
 KAGGLE_DATASET = "manjilkarki/deepfake-and-real-images"
-
-from dflib.data.credentials import CREDENTIALS_HELP as _CREDENTIALS_HELP
-from dflib.data.credentials import find_kaggle_credentials
 
 
 class DownloadError(RuntimeError):
@@ -25,19 +24,37 @@ class DownloadError(RuntimeError):
 def _is_network_error(exc: BaseException) -> bool:
     names = {type(e).__name__ for e in _chain(exc)}
     text = " ".join(str(e) for e in _chain(exc)).lower()
-    network_names = {"ConnectionError", "ConnectTimeout", "ReadTimeout", "Timeout", "URLError",
-                     "NewConnectionError", "MaxRetryError", "NameResolutionError", "gaierror",
-                     "socket.gaierror", "TimeoutError"}
-    hints = ("name or service not known", "temporary failure in name resolution",
-             "failed to establish a new connection", "network is unreachable",
-             "connection refused", "max retries exceeded", "timed out", "nodename nor servname")
+    network_names = {
+        "ConnectionError",
+        "ConnectTimeout",
+        "ReadTimeout",
+        "Timeout",
+        "URLError",
+        "NewConnectionError",
+        "MaxRetryError",
+        "NameResolutionError",
+        "gaierror",
+        "socket.gaierror",
+        "TimeoutError",
+    }
+    hints = (
+        "name or service not known",
+        "temporary failure in name resolution",
+        "failed to establish a new connection",
+        "network is unreachable",
+        "connection refused",
+        "max retries exceeded",
+        "timed out",
+        "nodename nor servname",
+    )
     return bool(names & network_names) or any(h in text for h in hints)
 
 
 def _is_auth_error(exc: BaseException) -> bool:
     text = " ".join(f"{type(e).__name__} {e}" for e in _chain(exc)).lower()
-    return any(h in text for h in ("unauthenticated", "unauthorized", "401", "403",
-                                   "credentials", "forbidden", "kaggle.json"))
+    return any(
+        h in text for h in ("unauthenticated", "unauthorized", "401", "403", "credentials", "forbidden", "kaggle.json")
+    )
 
 
 def _chain(exc: BaseException):
@@ -52,7 +69,8 @@ def download_kaggle(handle: str = KAGGLE_DATASET, *, force: bool = False) -> Pat
     """Download (or reuse kagglehub's cached copy of) the dataset; return its ``Dataset`` folder.
 
     Credentials: ``KAGGLE_USERNAME``/``KAGGLE_KEY``, ``~/.kaggle/kaggle.json`` or, on Colab, the
-    notebook's secrets of those names (:mod:`dflib.data.credentials`). The files land in kagglehub's cache (``~/.cache/kagglehub``, or ``$KAGGLEHUB_CACHE``);
+    notebook's secrets of those names (:mod:`dflib.data.credentials`). The files land in kagglehub's cache
+    (``~/.cache/kagglehub``, or ``$KAGGLEHUB_CACHE``);
     about 1.7 GB. The layout is validated before the path is returned.
     Raises :class:`DownloadError` with the fix when kagglehub is missing, the machine is
     offline, or the credentials are missing or wrong.
@@ -77,7 +95,6 @@ def download_kaggle(handle: str = KAGGLE_DATASET, *, force: bool = False) -> Pat
             ) from e
         if _is_auth_error(e):
             used = f"credentials from {source}" if source else "no credentials found"
-            raise DownloadError(f"Kaggle refused the download of {handle} ({used}): {e}. "
-                                f"{_CREDENTIALS_HELP}") from e
+            raise DownloadError(f"Kaggle refused the download of {handle} ({used}): {e}. {_CREDENTIALS_HELP}") from e
         raise DownloadError(f"downloading {handle} failed: {type(e).__name__}: {e}") from e
     return find_root(Path(os.fspath(path)))

@@ -1,8 +1,9 @@
 """Turning what a user types (files, folders, glob patterns) into a list of image files.
 
-Used by ``dflib predict`` and by dataset discovery (:mod:`dflib.data.layout`); knows nothing about models. Folders are searched recursively for
-files with an image extension (any case); glob patterns are expanded here too, for shells that
-do not expand them (Windows ``cmd``, quoted arguments).
+Used by ``dflib predict`` and by dataset discovery (:mod:`dflib.data.layout`); knows nothing
+about models. Folders are searched recursively for files with an image extension (any case);
+glob patterns are expanded here too, for shells that do not expand them (Windows ``cmd``,
+quoted arguments).
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 # The one list of image extensions in dflib: dataset discovery, check-data and predict all use it.
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
@@ -124,15 +125,18 @@ def find_images(paths: Iterable[str | os.PathLike] | str | os.PathLike) -> list[
             existing += len(images)
             out += images
             if not images:
-                searched.append(f"pattern {text!r} (" + (f"{len(matches)} match(es), no images among them)"
-                                                          if matches else "matched nothing)"))
+                searched.append(
+                    f"pattern {text!r} ("
+                    + (f"{len(matches)} match(es), no images among them)" if matches else "matched nothing)")
+                )
         else:
             out.append(path)  # missing: reported in its own row (or below if it is all there is)
             searched.append(f"{path} (does not exist)")
     if existing == 0:
         what = "; ".join(searched) or "no paths were given"
-        raise NoImagesError(f"no images found: {what}; pass image files, folders or glob patterns "
-                            f"(e.g. example/ or 'photos/**/*.jpg')")
+        raise NoImagesError(
+            f"no images found: {what}; pass image files, folders or glob patterns (e.g. example/ or 'photos/**/*.jpg')"
+        )
     seen: set[str] = set()
     unique = []
     for p in out:

@@ -37,8 +37,17 @@ import torch.nn.functional as nnf
 from torchvision.transforms.v2 import functional as F
 
 from dflib.data.io import jpeg_roundtrip
-from dflib.data.transforms import (COLOR_STEPS, IMAGENET_MEAN, IMAGENET_STD, AugmentConfig, AugmentParams,
-                                   SeededTransform, _check_size, _Normalize, _resize)
+from dflib.data.transforms import (
+    COLOR_STEPS,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    AugmentConfig,
+    AugmentParams,
+    SeededTransform,
+    _check_size,
+    _Normalize,
+    _resize,
+)
 
 _GRAY = (0.2989, 0.587, 0.114)  # ITU-R 601 luma, as torchvision's rgb_to_grayscale
 
@@ -72,8 +81,13 @@ class TrainTransform(SeededTransform):
     _C = 4 * _N_CROP  # the uniforms after the crop attempts: flip, JPEG (2), then the batch stage's
     N_PARAMS = 11  # random numbers per sample that the batch stage consumes: blur (2), colour (9)
 
-    def __init__(self, img_size: int = 128, augment: AugmentConfig | None = None,
-                 mean: tuple[float, ...] = IMAGENET_MEAN, std: tuple[float, ...] = IMAGENET_STD) -> None:
+    def __init__(
+        self,
+        img_size: int = 128,
+        augment: AugmentConfig | None = None,
+        mean: tuple[float, ...] = IMAGENET_MEAN,
+        std: tuple[float, ...] = IMAGENET_STD,
+    ) -> None:
         self.img_size = _check_size(img_size)
         self.augment = a = (augment or AugmentConfig()).check()
         self.normalize = _Normalize(mean, std)
@@ -81,8 +95,7 @@ class TrainTransform(SeededTransform):
         # Smallest crop side relative to the image side (width: sqrt(scale * ratio), height:
         # sqrt(scale / ratio)); the decoded image must keep it at >= img_size / draft_upscale.
         smallest = min(math.sqrt(a.crop_scale[0] * a.crop_ratio[0]), math.sqrt(a.crop_scale[0] / a.crop_ratio[1]), 1.0)
-        self.decode_size = (math.ceil(img_size / (a.draft_upscale * smallest) - 1e-9)
-                            if a.draft_upscale > 0 else None)
+        self.decode_size = math.ceil(img_size / (a.draft_upscale * smallest) - 1e-9) if a.draft_upscale > 0 else None
 
     # -- parameters ---------------------------------------------------------------------
     def _draw(self, generator: torch.Generator | None) -> torch.Tensor:
@@ -94,7 +107,7 @@ class TrainTransform(SeededTransform):
         a, area = self.augment, h * w
         (s0, s1), (l0, l1) = a.crop_scale, self._log_ratio
         for k in range(self._N_CROP):
-            us, ur, ui, uj = u[4 * k:4 * k + 4]
+            us, ur, ui, uj = u[4 * k : 4 * k + 4]
             target = area * (s0 + (s1 - s0) * us)
             ratio = math.exp(l0 + (l1 - l0) * ur)
             cw, ch = int(round(math.sqrt(target * ratio))), int(round(math.sqrt(target / ratio)))
@@ -126,16 +139,23 @@ class TrainTransform(SeededTransform):
         """
         a, c = self.augment, self._C
         draw = self._draw(generator).tolist()
-        u, p = draw[:c + 3], draw[c + 3:]
+        u, p = draw[: c + 3], draw[c + 3 :]
         s0, s1 = a.blur_sigma
-        params = dict(crop=self._crop_box(h, w, u), hflip=u[c] < a.hflip_p, jpeg_quality=self._jpeg_quality(u),
-                      blur_sigma=s0 + (s1 - s0) * p[1] if p[0] < a.blur_p else None)
+        params = dict(
+            crop=self._crop_box(h, w, u),
+            hflip=u[c] < a.hflip_p,
+            jpeg_quality=self._jpeg_quality(u),
+            blur_sigma=s0 + (s1 - s0) * p[1] if p[0] < a.blur_p else None,
+        )
         if p[2] < a.color_p:
             order = sorted(range(3), key=lambda k: p[3 + k])  # smallest key first, as batch_stage's argsort
-            params.update(color_order=tuple(COLOR_STEPS[k] for k in order),
-                          brightness=_jitter_factor(a.brightness, p[7]), contrast=_jitter_factor(a.contrast, p[8]),
-                          saturation=_jitter_factor(a.saturation, p[9]),
-                          hue=a.hue * (2 * p[10] - 1) if a.hue > 0 else None)
+            params.update(
+                color_order=tuple(COLOR_STEPS[k] for k in order),
+                brightness=_jitter_factor(a.brightness, p[7]),
+                contrast=_jitter_factor(a.contrast, p[8]),
+                saturation=_jitter_factor(a.saturation, p[9]),
+                hue=a.hue * (2 * p[10] - 1) if a.hue > 0 else None,
+            )
         return AugmentParams(**params)
 
     # -- batch-stage steps (float32, 0..255, shape (n, 3, H, W)) ------------------------
@@ -151,12 +171,12 @@ class TrainTransform(SeededTransform):
         k0, k1, k2 = (taps[:, i].to(x.device, x.dtype).view(-1, 1, 1, 1) for i in range(3))
         h, w = x.shape[-2:]
         p = nnf.pad(x, (2, 2, 2, 2), mode="reflect")
-        rows = p[..., 2:2 + w] * k0  # symmetric taps: add the mirrored pair, then scale once
-        rows += (p[..., 1:1 + w] + p[..., 3:3 + w]) * k1
-        rows += (p[..., 0:w] + p[..., 4:4 + w]) * k2
-        out = rows[..., 2:2 + h, :] * k0
-        out += (rows[..., 1:1 + h, :] + rows[..., 3:3 + h, :]) * k1
-        out += (rows[..., 0:h, :] + rows[..., 4:4 + h, :]) * k2
+        rows = p[..., 2 : 2 + w] * k0  # symmetric taps: add the mirrored pair, then scale once
+        rows += (p[..., 1 : 1 + w] + p[..., 3 : 3 + w]) * k1
+        rows += (p[..., 0:w] + p[..., 4 : 4 + w]) * k2
+        out = rows[..., 2 : 2 + h, :] * k0
+        out += (rows[..., 1 : 1 + h, :] + rows[..., 3 : 3 + h, :]) * k1
+        out += (rows[..., 0:h, :] + rows[..., 4 : 4 + h, :]) * k2
         return out
 
     def _jitter(self, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
@@ -203,8 +223,9 @@ class TrainTransform(SeededTransform):
         return out
 
     # -- the two stages ---------------------------------------------------------------------
-    def sample_stage(self, img: torch.Tensor, generator: torch.Generator | None = None
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample_stage(
+        self, img: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Per image (a loader worker's part): crop, resize, flip, JPEG re-compression.
 
         Returns the ``uint8`` image ``(3, img_size, img_size)`` and a ``float64`` tensor of the
@@ -215,16 +236,16 @@ class TrainTransform(SeededTransform):
         if img.dtype != torch.uint8:  # a float image in [0, 1]: the steps below work on 0..255 levels
             img = img.mul(255).round_().clamp_(0, 255).to(torch.uint8)
         draw = self._draw(generator)
-        u = draw[:c + 3].tolist()
+        u = draw[: c + 3].tolist()
         h, w = img.shape[-2:]
         top, left, ch, cw = self._crop_box(h, w, u)
-        img = _resize(img[..., top:top + ch, left:left + cw], size)
+        img = _resize(img[..., top : top + ch, left : left + cw], size)
         if u[c] < a.hflip_p:
             img = img.flip(-1)
         quality = self._jpeg_quality(u)
         if quality is not None:
             img = jpeg_roundtrip(img, quality)
-        return img, draw[c + 3:]
+        return img, draw[c + 3 :]
 
     def batch_stage(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
         """Per batch, on ``x``'s device: float, blur, colour jitter, normalise.
@@ -236,8 +257,10 @@ class TrainTransform(SeededTransform):
         """
         a = self.augment
         if x.ndim != 4 or params.shape != (x.shape[0], self.N_PARAMS):
-            raise ValueError(f"batch_stage wants images (n, 3, H, W) and params (n, {self.N_PARAMS}); "
-                             f"got {tuple(x.shape)} and {tuple(params.shape)}")
+            raise ValueError(
+                f"batch_stage wants images (n, 3, H, W) and params (n, {self.N_PARAMS}); "
+                f"got {tuple(x.shape)} and {tuple(params.shape)}"
+            )
         p = torch.as_tensor(params).detach().to("cpu", torch.float64)
         if x.dtype == torch.uint8:
             x = x.to(torch.float32, memory_format=torch.contiguous_format)
@@ -260,10 +283,12 @@ class TrainTransform(SeededTransform):
 
     def __repr__(self) -> str:
         a = self.augment
-        return (f"TrainTransform({self.img_size} px: crop scale={a.crop_scale} ratio={a.crop_ratio}, "
-                f"hflip p={a.hflip_p}, jpeg p={a.jpeg_p} q={a.jpeg_quality} | per batch: blur p={a.blur_p} "
-                f"sigma={a.blur_sigma}, colour p={a.color_p} (b={a.brightness}, c={a.contrast}, "
-                f"s={a.saturation}, h={a.hue}), normalize; decode_size={self.decode_size})")
+        return (
+            f"TrainTransform({self.img_size} px: crop scale={a.crop_scale} ratio={a.crop_ratio}, "
+            f"hflip p={a.hflip_p}, jpeg p={a.jpeg_p} q={a.jpeg_quality} | per batch: blur p={a.blur_p} "
+            f"sigma={a.blur_sigma}, colour p={a.color_p} (b={a.brightness}, c={a.contrast}, "
+            f"s={a.saturation}, h={a.hue}), normalize; decode_size={self.decode_size})"
+        )
 
 
 class SampleStage(SeededTransform):
@@ -277,8 +302,9 @@ class SampleStage(SeededTransform):
         self.transform = transform
         self.decode_size = transform.decode_size
 
-    def __call__(self, img: torch.Tensor, generator: torch.Generator | None = None
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(
+        self, img: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         return self.transform.sample_stage(img, generator)
 
     def __repr__(self) -> str:

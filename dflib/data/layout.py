@@ -11,9 +11,9 @@ expected.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping
 
 from dflib import FAKE, REAL
 from dflib.data.files import IMAGE_EXTENSIONS, images_under
@@ -21,8 +21,13 @@ from dflib.data.files import IMAGE_EXTENSIONS, images_under
 SPLITS: tuple[str, ...] = ("Train", "Validation", "Test")
 CLASSES: Mapping[str, int] = {"real": REAL, "fake": FAKE}
 # Common aliases for the validation split seen in other face datasets.
-_SPLIT_ALIASES = {"train": "Train", "validation": "Validation", "val": "Validation",
-                  "valid": "Validation", "test": "Test"}
+_SPLIT_ALIASES = {
+    "train": "Train",
+    "validation": "Validation",
+    "val": "Validation",
+    "valid": "Validation",
+    "test": "Test",
+}
 
 EXPECTED = (
     "expected <root>/Dataset/{Train,Validation,Test}/{Real,Fake}/*.jpg "
@@ -66,8 +71,7 @@ class DatasetLayout:
         name = _canonical_split(split)
         if name not in self.splits:
             raise LayoutError(
-                f"split {split!r} is not in {self.root}; found splits: "
-                f"{sorted(self.splits) or 'none'}. {EXPECTED}"
+                f"split {split!r} is not in {self.root}; found splits: {sorted(self.splits) or 'none'}. {EXPECTED}"
             )
         return self.splits[name]
 
@@ -92,8 +96,10 @@ def find_root(path: str | os.PathLike) -> Path:
     """Return the folder that holds the split folders: ``path`` itself or ``path/Dataset``."""
     path = Path(path).expanduser()
     if not path.exists():
-        raise LayoutError(f"data folder {path} does not exist. Pass the path to the "
-                          f"Kaggle 'Dataset' folder (or its parent); {EXPECTED}")
+        raise LayoutError(
+            f"data folder {path} does not exist. Pass the path to the "
+            f"Kaggle 'Dataset' folder (or its parent); {EXPECTED}"
+        )
     if not path.is_dir():
         raise LayoutError(f"{path} is a file, not a folder; {EXPECTED}")
     if _looks_like_dataset(path):
@@ -103,8 +109,7 @@ def find_root(path: str | os.PathLike) -> Path:
             return child
     found = [p.name for p in _subdirs(path)]
     raise LayoutError(
-        f"no split folders (Train/Validation/Test) in {path}; found sub-folders: "
-        f"{found or 'none'}. {EXPECTED}"
+        f"no split folders (Train/Validation/Test) in {path}; found sub-folders: {found or 'none'}. {EXPECTED}"
     )
 
 
@@ -142,8 +147,7 @@ def discover(
         for cls_dir in _subdirs(split_dir):
             label = CLASSES.get(cls_dir.name.lower())
             if label is None:
-                problems.append(f"{split_dir.name}/{cls_dir.name}: unknown class folder "
-                                f"(expected Real and Fake)")
+                problems.append(f"{split_dir.name}/{cls_dir.name}: unknown class folder (expected Real and Fake)")
             elif label in folders:
                 problems.append(f"{split_dir.name}: two folders for class {cls_dir.name.lower()}")
             else:
@@ -156,8 +160,10 @@ def discover(
             split.files[label] = _list_images(folders[label])
             split.nested[label] = sum(p.parent != folders[label] for p in split.files[label])
             if not split.files[label]:
-                problems.append(f"{split_dir.name}/{folders[label].name}: empty class "
-                                f"(no image files with extensions {sorted(IMAGE_EXTENSIONS)})")
+                problems.append(
+                    f"{split_dir.name}/{folders[label].name}: empty class "
+                    f"(no image files with extensions {sorted(IMAGE_EXTENSIONS)})"
+                )
         splits[name] = split
     for need in required:
         if _canonical_split(need) not in splits:

@@ -25,7 +25,7 @@ how many loader workers there are, and in which order the workers finished.
 
 from __future__ import annotations
 
-from typing import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -44,8 +44,9 @@ class BalancedSampler(DistributedSampler):
     ``DistributedSampler`` it is seeded by ``seed + epoch`` and shares the draw between ranks.
     """
 
-    def __init__(self, dataset: Dataset, targets: Sequence[int], *, num_replicas: int = 1,
-                 rank: int = 0, seed: int = 0) -> None:
+    def __init__(
+        self, dataset: Dataset, targets: Sequence[int], *, num_replicas: int = 1, rank: int = 0, seed: int = 0
+    ) -> None:
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)
         t = torch.as_tensor(list(targets))
         self.weights = (1.0 / torch.bincount(t).clamp(min=1).double())[t]
@@ -53,7 +54,7 @@ class BalancedSampler(DistributedSampler):
     def __iter__(self) -> Iterator[int]:
         g = torch.Generator().manual_seed(self.seed + self.epoch)
         draw = torch.multinomial(self.weights, self.total_size, replacement=True, generator=g).tolist()
-        return iter(draw[self.rank:self.total_size:self.num_replicas])
+        return iter(draw[self.rank : self.total_size : self.num_replicas])
 
 
 class SeededSampler(Sampler):
@@ -91,11 +92,12 @@ class AugmentedDataset(Dataset):
     per-image stage and yields ``(uint8 image, label, params)``; see :func:`finish_batch`.
     """
 
-    def __init__(self, base: Dataset, transform: Callable[[torch.Tensor], torch.Tensor],
-                 batched: bool = False) -> None:
+    def __init__(self, base: Dataset, transform: Callable[[torch.Tensor], torch.Tensor], batched: bool = False) -> None:
         if batched and not isinstance(transform, TrainTransform):
-            raise TypeError(f"batched=True needs a TrainTransform (it has a per-batch stage), got "
-                            f"{type(transform).__name__}; pass batched=False")
+            raise TypeError(
+                f"batched=True needs a TrainTransform (it has a per-batch stage), got "
+                f"{type(transform).__name__}; pass batched=False"
+            )
         self.base = base
         self.transform = transform
         self.batched = batched
@@ -117,8 +119,9 @@ class AugmentedDataset(Dataset):
         return out, label
 
 
-def collate_staged(batch: Sequence[tuple[torch.Tensor, int, torch.Tensor]]
-                   ) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+def collate_staged(
+    batch: Sequence[tuple[torch.Tensor, int, torch.Tensor]],
+) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
     """Batch ``(uint8 image, label, params)`` samples into ``(images, labels, params)``.
 
     * The per-image stage leaves each image channels-last (``(3, H, W)`` with ``(H, W, 3)``
@@ -135,8 +138,9 @@ def collate_staged(batch: Sequence[tuple[torch.Tensor, int, torch.Tensor]]
     return x, np.asarray(labels, dtype=np.int64), torch.stack(params).numpy()
 
 
-def finish_batch(batch: Sequence, transform: Callable | None, device: torch.device | str,
-                 non_blocking: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+def finish_batch(
+    batch: Sequence, transform: Callable | None, device: torch.device | str, non_blocking: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``(x, y)`` on ``device`` from a training-loader batch, ready for the model.
 
     A batch of a ``batched=True`` loader is ``(uint8 images, labels, params)``: the images go to
@@ -182,10 +186,22 @@ def make_train_loader(
     augmentation as ``batched=False`` up to float rounding; the loader does less work per image.
     """
     if balanced:
-        order: DistributedSampler = BalancedSampler(dataset, dataset.targets, num_replicas=world_size,  # type: ignore[attr-defined]
-                                                    rank=rank, seed=seed)
+        order: DistributedSampler = BalancedSampler(
+            dataset,
+            dataset.targets,
+            num_replicas=world_size,  # type: ignore[attr-defined]
+            rank=rank,
+            seed=seed,
+        )
     else:
         order = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
-    return make_loader(AugmentedDataset(dataset, transform, batched), batch_size, train=True, num_workers=workers,
-                       sampler=SeededSampler(order, seed), seed=seed, pin_memory=pin_memory,
-                       collate_fn=collate_staged if batched else None)
+    return make_loader(
+        AugmentedDataset(dataset, transform, batched),
+        batch_size,
+        train=True,
+        num_workers=workers,
+        sampler=SeededSampler(order, seed),
+        seed=seed,
+        pin_memory=pin_memory,
+        collate_fn=collate_staged if batched else None,
+    )

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Literal
 
 from tqdm.auto import tqdm
 
@@ -25,8 +26,9 @@ from dflib.data.layout import DatasetLayout
 Mode = Literal["quick", "full"]
 
 
-def inspect_file(path: str | os.PathLike, mode: Mode = "full", max_pixels: int = MAX_PIXELS,
-                 digest: bool = False) -> tuple[str | None, str | None]:
+def inspect_file(
+    path: str | os.PathLike, mode: Mode = "full", max_pixels: int = MAX_PIXELS, digest: bool = False
+) -> tuple[str | None, str | None]:
     """``(reason it cannot be used or None, BLAKE2b content hash or None)`` of one file.
 
     ``digest`` hashes the bytes read (for duplicate search); ``quick`` then reads the whole file
@@ -51,9 +53,16 @@ def _inspect(job: tuple[str, Mode, int, bool]) -> tuple[str | None, str | None]:
     return inspect_file(*job)
 
 
-def scan_files(paths: Sequence[str | os.PathLike], mode: Mode = "full", *, workers: int = 0,
-               max_pixels: int = MAX_PIXELS, digest: bool = False, progress: bool = False,
-               desc: str = "checking") -> list[tuple[str | None, str | None]]:
+def scan_files(
+    paths: Sequence[str | os.PathLike],
+    mode: Mode = "full",
+    *,
+    workers: int = 0,
+    max_pixels: int = MAX_PIXELS,
+    digest: bool = False,
+    progress: bool = False,
+    desc: str = "checking",
+) -> list[tuple[str | None, str | None]]:
     """:func:`inspect_file` for every path, in order; ``workers`` > 0 spreads the work over processes."""
     jobs = [(os.fspath(p), mode, max_pixels, digest) for p in paths]
     bar = tqdm(total=len(jobs), desc=desc, unit="img", disable=not progress, leave=False)
@@ -80,9 +89,9 @@ class ReadReport:
     """What :func:`scan_dataset` found: per split and class, the files and the readable ones; every problem."""
 
     mode: Mode
-    counts: dict[str, dict[str, dict[str, int]]]           # split -> class -> {"files", "readable"}
+    counts: dict[str, dict[str, dict[str, int]]]  # split -> class -> {"files", "readable"}
     problems: list[tuple[str, str, Path, str]] = field(default_factory=list)  # (split, class, path, reason)
-    nested: dict[str, dict[str, int]] = field(default_factory=dict)          # files found in sub-folders
+    nested: dict[str, dict[str, int]] = field(default_factory=dict)  # files found in sub-folders
     hashes: dict[Path, str] = field(default_factory=dict)
 
     @property
@@ -103,8 +112,9 @@ class ReadReport:
                 bad = c["files"] - c["readable"]
                 cells.append(f"{cls} {c['readable']:>7,} readable" + (f" ({bad} unreadable)" if bad else ""))
             nested = sum(self.nested.get(split, {}).values())
-            lines.append(f"  {split:<10} " + "  ".join(cells)
-                         + (f"  [{nested} in sub-folders, included]" if nested else ""))
+            lines.append(
+                f"  {split:<10} " + "  ".join(cells) + (f"  [{nested} in sub-folders, included]" if nested else "")
+            )
         for split, cls, path, reason in self.problems[:max_listed]:
             lines.append(f"  unreadable {split}/{cls}: {path}: {reason}")
         if self.unreadable > max_listed:
@@ -112,13 +122,28 @@ class ReadReport:
         return "\n".join(lines)
 
 
-def scan_dataset(layout: DatasetLayout, mode: Mode = "full", *, workers: int = 0, max_pixels: int = MAX_PIXELS,
-                 digest: bool = True, progress: bool = True) -> ReadReport:
+def scan_dataset(
+    layout: DatasetLayout,
+    mode: Mode = "full",
+    *,
+    workers: int = 0,
+    max_pixels: int = MAX_PIXELS,
+    digest: bool = True,
+    progress: bool = True,
+) -> ReadReport:
     """Read every file of every split of ``layout`` (see :func:`scan_files`) and sort the results by split and class."""
-    entries = [(split.name, CLASS_NAMES[label], path)
-               for split in layout.splits.values() for path, label in split.samples()]
-    results = scan_files([p for _, _, p in entries], mode, workers=workers, max_pixels=max_pixels, digest=digest,
-                         progress=progress, desc="decoding" if mode == "full" else "screening")
+    entries = [
+        (split.name, CLASS_NAMES[label], path) for split in layout.splits.values() for path, label in split.samples()
+    ]
+    results = scan_files(
+        [p for _, _, p in entries],
+        mode,
+        workers=workers,
+        max_pixels=max_pixels,
+        digest=digest,
+        progress=progress,
+        desc="decoding" if mode == "full" else "screening",
+    )
     counts = {s.name: {cls: {"files": 0, "readable": 0} for cls in CLASS_NAMES} for s in layout.splits.values()}
     report = ReadReport(mode, counts)
     report.nested = {s.name: {CLASS_NAMES[k]: n for k, n in s.nested.items()} for s in layout.splits.values()}

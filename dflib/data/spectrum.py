@@ -9,8 +9,8 @@ spectrum over many images and over rings of equal frequency makes them easy to s
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import numpy as np
 from PIL import Image

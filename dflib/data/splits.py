@@ -56,20 +56,25 @@ class SplitReport:
         return not self.groups
 
     def summary(self) -> str:
-        lines = [f"{self.n_files:,} files hashed; {len(self.groups)} group(s) of exact duplicates: "
-                 f"{self.within_split} within a split, {self.across_splits} across splits, "
-                 f"{self.conflicting_labels} with conflicting labels."]
+        lines = [
+            f"{self.n_files:,} files hashed; {len(self.groups)} group(s) of exact duplicates: "
+            f"{self.within_split} within a split, {self.across_splits} across splits, "
+            f"{self.conflicting_labels} with conflicting labels."
+        ]
         for _, row in self.balance.iterrows():
-            lines.append(f"  {row['split']:<10} real {row['real']:>7,}  fake {row['fake']:>7,}  "
-                         f"fake share {row['fake_share']:.1%}")
+            lines.append(
+                f"  {row['split']:<10} real {row['real']:>7,}  fake {row['fake']:>7,}  "
+                f"fake share {row['fake_share']:.1%}"
+            )
         return "\n".join(lines)
 
     def __repr__(self) -> str:
         return f"SplitReport(\n{self.summary()}\n)"
 
 
-def check_splits(root: str | os.PathLike | DatasetLayout, progress: bool = True,
-                 hashes: dict[Path, str] | None = None) -> SplitReport:
+def check_splits(
+    root: str | os.PathLike | DatasetLayout, progress: bool = True, hashes: dict[Path, str] | None = None
+) -> SplitReport:
     """Hash every image of every split; report duplicate groups and per-split class balance.
 
     ``hashes`` (path -> content hash, e.g. :attr:`dflib.data.scan.ReadReport.hashes`) saves reading
@@ -77,8 +82,9 @@ def check_splits(root: str | os.PathLike | DatasetLayout, progress: bool = True,
     (:func:`dflib.data.scan.scan_dataset` reports them).
     """
     layout = root if isinstance(root, DatasetLayout) else discover(root)
-    entries = [(split.name, CLASS_NAMES[label], path)
-               for split in layout.splits.values() for path, label in split.samples()]
+    entries = [
+        (split.name, CLASS_NAMES[label], path) for split in layout.splits.values() for path, label in split.samples()
+    ]
     by_hash: dict[str, list[tuple[str, str, Path]]] = {}
     known = hashes or {}
     for entry in tqdm(entries, desc="hashing", disable=not progress or bool(known), leave=False):
@@ -90,10 +96,17 @@ def check_splits(root: str | os.PathLike | DatasetLayout, progress: bool = True,
     rows = []
     for name, counts in layout.counts().items():
         total = counts["real"] + counts["fake"]
-        rows.append({"split": name, "real": counts["real"], "fake": counts["fake"], "total": total,
-                     "fake_share": counts["fake"] / total if total else float("nan")})
-    dup_rows = [{"group": i, "split": s, "class": c, "path": str(p)}
-                for i, g in enumerate(groups) for s, c, p in g]
+        rows.append(
+            {
+                "split": name,
+                "real": counts["real"],
+                "fake": counts["fake"],
+                "total": total,
+                "fake_share": counts["fake"] / total if total else float("nan"),
+            }
+        )
+    dup_rows = [{"group": i, "split": s, "class": c, "path": str(p)} for i, g in enumerate(groups) for s, c, p in g]
     duplicates = pd.DataFrame(dup_rows, columns=["group", "split", "class", "path"])
-    return SplitReport(balance=pd.DataFrame(rows), duplicates=duplicates,
-                       n_files=sum(len(g) for g in by_hash.values()), groups=groups)
+    return SplitReport(
+        balance=pd.DataFrame(rows), duplicates=duplicates, n_files=sum(len(g) for g in by_hash.values()), groups=groups
+    )

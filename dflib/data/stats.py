@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -28,12 +28,21 @@ def image_statistics(samples: Sequence[tuple[Path, int]], progress: bool = True)
         img = read_image(path)
         arr = np.asarray(img, dtype=np.float32)
         gray = arr @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-        rows.append({
-            "path": str(path), "label": label, "class": CLASS_NAMES[label],
-            "width": img.width, "height": img.height, "file_kb": os.path.getsize(path) / 1024,
-            "mean_r": arr[..., 0].mean(), "mean_g": arr[..., 1].mean(), "mean_b": arr[..., 2].mean(),
-            "mean_intensity": gray.mean(), "contrast": gray.std(),
-        })
+        rows.append(
+            {
+                "path": str(path),
+                "label": label,
+                "class": CLASS_NAMES[label],
+                "width": img.width,
+                "height": img.height,
+                "file_kb": os.path.getsize(path) / 1024,
+                "mean_r": arr[..., 0].mean(),
+                "mean_g": arr[..., 1].mean(),
+                "mean_b": arr[..., 2].mean(),
+                "mean_intensity": gray.mean(),
+                "contrast": gray.std(),
+            }
+        )
     return pd.DataFrame(rows)
 
 

@@ -33,16 +33,18 @@ def _check_bins(n_bins: int) -> int:
 
 def _check_probabilities(s: np.ndarray) -> None:
     if s.min() < 0 or s.max() > 1:
-        raise ValueError(f"scores must be probabilities P(fake) in [0, 1], got values in "
-                         f"[{s.min():.3g}, {s.max():.3g}]; pass torch.sigmoid(logits), or use the logits "
-                         "with fit_temperature / apply_temperature")
+        raise ValueError(
+            f"scores must be probabilities P(fake) in [0, 1], got values in "
+            f"[{s.min():.3g}, {s.max():.3g}]; pass torch.sigmoid(logits), or use the logits "
+            "with fit_temperature / apply_temperature"
+        )
 
 
 def reliability_curve(labels, scores, n_bins: int = 15) -> pd.DataFrame:
     """Reliability-diagram data with ``n_bins`` equal-width bins of P(fake) over [0, 1].
 
-    Bins are ``(lower, upper]`` (the first also holds 0). One row per bin: ``bin_lower``, ``bin_upper``, ``count``, ``mean_score`` (mean predicted
-    P(fake)) and ``fraction_fake`` (observed share of fakes; NaN for an empty bin). For a
+    Bins are ``(lower, upper]`` (the first also holds 0). One row per bin: ``bin_lower``,
+    ``bin_upper``, ``count``, ``mean_score`` (mean predicted P(fake)) and ``fraction_fake`` (observed share of fakes; NaN for an empty bin). For a
     calibrated detector ``fraction_fake ≈ mean_score``. The non-empty bins equal
     :func:`sklearn.calibration.calibration_curve` with ``strategy="uniform"``; we also need the
     counts, which sklearn does not return.
@@ -59,8 +61,9 @@ def reliability_curve(labels, scores, n_bins: int = 15) -> pd.DataFrame:
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_s = np.where(count > 0, sum_s / count, np.nan)
         frac = np.where(count > 0, sum_y / count, np.nan)
-    return pd.DataFrame({"bin_lower": edges[:-1], "bin_upper": edges[1:], "count": count,
-                         "mean_score": mean_s, "fraction_fake": frac})
+    return pd.DataFrame(
+        {"bin_lower": edges[:-1], "bin_upper": edges[1:], "count": count, "mean_score": mean_s, "fraction_fake": frac}
+    )
 
 
 def expected_calibration_error(labels, scores, n_bins: int = 15) -> float:
@@ -102,8 +105,10 @@ def fit_temperature(logits, labels, max_iter: int = 200) -> float:
         opt.step(closure)
     t = float(log_t.detach().exp())
     if not np.isfinite(t) or t <= 0:
-        raise ValueError("temperature scaling did not converge; check that the logits are logits "
-                         "(not probabilities) and that the validation split holds both classes")
+        raise ValueError(
+            "temperature scaling did not converge; check that the logits are logits "
+            "(not probabilities) and that the validation split holds both classes"
+        )
     return t
 
 

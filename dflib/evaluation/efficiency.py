@@ -27,7 +27,7 @@ import os
 import statistics
 import time
 import weakref
-from typing import Mapping
+from collections.abc import Mapping
 
 import pandas as pd
 import torch
@@ -35,10 +35,16 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-MIB = 2 ** 20
+MIB = 2**20
 
-__all__ = ["TensorMemoryTracker", "weights_bytes", "forward_peak_bytes", "time_forward", "efficiency_table",
-           "MEMORY_METHOD"]
+__all__ = [
+    "TensorMemoryTracker",
+    "weights_bytes",
+    "forward_peak_bytes",
+    "time_forward",
+    "efficiency_table",
+    "MEMORY_METHOD",
+]
 
 
 class TensorMemoryTracker(TorchDispatchMode):
@@ -65,8 +71,11 @@ class TensorMemoryTracker(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
-        inputs = {t.untyped_storage().data_ptr() for t in tree_flatten((args, kwargs))[0]
-                  if isinstance(t, torch.Tensor) and t.device.type != "meta"}
+        inputs = {
+            t.untyped_storage().data_ptr()
+            for t in tree_flatten((args, kwargs))[0]
+            if isinstance(t, torch.Tensor) and t.device.type != "meta"
+        }
         for t in tree_flatten(out)[0]:
             if not isinstance(t, torch.Tensor) or t.device.type == "meta":
                 continue
@@ -214,7 +223,12 @@ def efficiency_table(
     df.index.name = "model"
     for col in ("img_size", "parameters", "macs"):
         df[col] = df[col].astype("int64")
-    df.attrs.update(device=str(device), threads=torch.get_num_threads(), batch=batch,
-                    latency_runs=latency_runs, throughput_runs=throughput_runs,
-                    memory_method=MEMORY_METHOD["cuda" if device.type == "cuda" else "cpu"])
+    df.attrs.update(
+        device=str(device),
+        threads=torch.get_num_threads(),
+        batch=batch,
+        latency_runs=latency_runs,
+        throughput_runs=throughput_runs,
+        memory_method=MEMORY_METHOD["cuda" if device.type == "cuda" else "cpu"],
+    )
     return df

@@ -45,8 +45,10 @@ def require_both_classes(y: np.ndarray, what: str) -> None:
     """Raise a ``ValueError`` naming ``what`` when ``y`` holds one class only (ROC-AUC and the like are undefined)."""
     if np.unique(y).size < 2:
         only = "fake" if y[0] == 1 else "real"
-        raise ValueError(f"{what} needs both real and fake images, but all {y.size} are {only}; "
-                         f"evaluate on a split that holds both classes")
+        raise ValueError(
+            f"{what} needs both real and fake images, but all {y.size} are {only}; "
+            f"evaluate on a split that holds both classes"
+        )
 
 
 def _check_rate(value: float, name: str) -> float:
@@ -60,6 +62,7 @@ def _predict(s: np.ndarray, threshold: float) -> np.ndarray:
 
 
 # --- Ranking metrics (no threshold) ------------------------------------------------------
+
 
 def roc_auc(labels, scores) -> float:
     """Area under the ROC curve: P(a random fake scores higher than a random real)."""
@@ -145,6 +148,7 @@ def tpr_at_fpr(labels, scores, max_fpr: float = 0.01) -> float:
 
 # --- Metrics at a threshold --------------------------------------------------------------
 
+
 def accuracy(labels, scores, threshold: float = 0.5) -> float:
     """Fraction of images classified right when fake means ``score >= threshold``."""
     y, s = check_scores(labels, scores)
@@ -184,14 +188,18 @@ def confusion_matrix(labels, scores, threshold: float = 0.5) -> np.ndarray:
 def per_class_accuracy(labels, scores, threshold: float = 0.5) -> dict[str, float]:
     """Accuracy on each class: ``{"real": TN / n_real, "fake": TP / n_fake}`` (NaN for an absent class)."""
     (tn, fp), (fn, tp) = confusion_matrix(labels, scores, threshold)
-    return {"real": float(tn / (tn + fp)) if tn + fp else float("nan"),
-            "fake": float(tp / (tp + fn)) if tp + fn else float("nan")}
+    return {
+        "real": float(tn / (tn + fp)) if tn + fp else float("nan"),
+        "fake": float(tp / (tp + fn)) if tp + fn else float("nan"),
+    }
 
 
 # --- Choosing the threshold (on Validation) ----------------------------------------------
 
-def choose_threshold(labels, scores, method: str = "youden", *, target_fpr: float = 0.05,
-                     split: str | None = None) -> float:
+
+def choose_threshold(
+    labels, scores, method: str = "youden", *, target_fpr: float = 0.05, split: str | None = None
+) -> float:
     """A decision threshold chosen on these **validation** scores, to be applied to Test.
 
     Methods:
@@ -210,8 +218,10 @@ def choose_threshold(labels, scores, method: str = "youden", *, target_fpr: floa
     if method not in THRESHOLD_METHODS:
         raise ValueError(f"unknown threshold method {method!r}; choose one of {THRESHOLD_METHODS}")
     if split is not None and str(split).strip().lower() == "test":
-        raise ValueError("refusing to choose a threshold on the Test split: choose it on Validation "
-                         "scores and apply it to Test (see dflib.evaluation.report.report_on_test)")
+        raise ValueError(
+            "refusing to choose a threshold on the Test split: choose it on Validation "
+            "scores and apply it to Test (see dflib.evaluation.report.report_on_test)"
+        )
     y, s = check_scores(labels, scores)
     require_both_classes(y, "choosing a threshold")
     fpr, tpr, thresholds = skm.roc_curve(y, s, drop_intermediate=False)
@@ -245,9 +255,20 @@ def oracle_accuracy(labels, scores) -> tuple[float, float]:
 
 # --- Everything at once (used by the report and the bootstrap) ---------------------------
 
-METRIC_NAMES = ("roc_auc", "average_precision", "eer", "tpr_at_fpr_1pct", "tpr_at_fpr_5pct",
-                "accuracy", "balanced_accuracy", "precision", "recall", "f1",
-                "accuracy_real", "accuracy_fake")
+METRIC_NAMES = (
+    "roc_auc",
+    "average_precision",
+    "eer",
+    "tpr_at_fpr_1pct",
+    "tpr_at_fpr_5pct",
+    "accuracy",
+    "balanced_accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "accuracy_real",
+    "accuracy_fake",
+)
 
 
 def all_metrics(labels, scores, threshold: float = 0.5) -> dict[str, Any]:

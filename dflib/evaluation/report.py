@@ -14,20 +14,36 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from dflib.evaluation.metrics import (METRIC_NAMES, check_scores, fast_metrics, require_both_classes, choose_threshold,
-                           recall, roc_auc)
+from dflib.evaluation.metrics import (
+    METRIC_NAMES,
+    check_scores,
+    choose_threshold,
+    fast_metrics,
+    recall,
+    require_both_classes,
+    roc_auc,
+)
 
 METRIC_LABELS = {
-    "roc_auc": "ROC-AUC", "average_precision": "average precision", "eer": "EER (lower is better)",
-    "tpr_at_fpr_1pct": "TPR @ 1 % FPR", "tpr_at_fpr_5pct": "TPR @ 5 % FPR", "accuracy": "accuracy",
-    "balanced_accuracy": "balanced accuracy", "precision": "precision (fake)", "recall": "recall (fake)",
-    "f1": "F1 (fake)", "accuracy_real": "accuracy on reals", "accuracy_fake": "accuracy on fakes",
+    "roc_auc": "ROC-AUC",
+    "average_precision": "average precision",
+    "eer": "EER (lower is better)",
+    "tpr_at_fpr_1pct": "TPR @ 1 % FPR",
+    "tpr_at_fpr_5pct": "TPR @ 5 % FPR",
+    "accuracy": "accuracy",
+    "balanced_accuracy": "balanced accuracy",
+    "precision": "precision (fake)",
+    "recall": "recall (fake)",
+    "f1": "F1 (fake)",
+    "accuracy_real": "accuracy on reals",
+    "accuracy_fake": "accuracy on fakes",
 }
 
 
@@ -65,14 +81,21 @@ def _percentiles(values: list[float], alpha: float, n_boot: int, what: str) -> t
         warnings.warn(f"{what}: no bootstrap resample gave a finite value; the interval is NaN", stacklevel=3)
         return float("nan"), float("nan")
     if vals.size < n_boot / 2:
-        warnings.warn(f"{what}: only {vals.size} of {n_boot} resamples gave a value; the interval is rough",
-                      stacklevel=3)
+        warnings.warn(
+            f"{what}: only {vals.size} of {n_boot} resamples gave a value; the interval is rough", stacklevel=3
+        )
     lo, hi = np.quantile(vals, [alpha / 2, 1 - alpha / 2])
     return float(lo), float(hi)
 
 
-def bootstrap_ci(labels, scores, metric_fn: Callable[[np.ndarray, np.ndarray], float], n_boot: int = 1000,
-                 seed: int = 0, alpha: float = 0.05) -> CI:
+def bootstrap_ci(
+    labels,
+    scores,
+    metric_fn: Callable[[np.ndarray, np.ndarray], float],
+    n_boot: int = 1000,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> CI:
     """Percentile bootstrap interval of ``metric_fn(labels, scores)``: ``CI(estimate, low, high)``.
 
     Resampling is stratified by class. A resample on which the metric is undefined (it raises
@@ -93,8 +116,9 @@ def bootstrap_ci(labels, scores, metric_fn: Callable[[np.ndarray, np.ndarray], f
     return CI(estimate, *_percentiles(values, alpha, n_boot, name))
 
 
-def full_report(labels, scores, threshold: float = 0.5, *, n_boot: int = 1000, seed: int = 0,
-                alpha: float = 0.05) -> dict[str, Any]:
+def full_report(
+    labels, scores, threshold: float = 0.5, *, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05
+) -> dict[str, Any]:
     """Every metric of :data:`dflib.evaluation.metrics.METRIC_NAMES` with a bootstrap interval, JSON-friendly.
 
     ``threshold`` must come from Validation (see :func:`report_on_test`). Returns ``n``,
@@ -113,13 +137,31 @@ def full_report(labels, scores, threshold: float = 0.5, *, n_boot: int = 1000, s
     for name in METRIC_NAMES:
         lo, hi = _percentiles([b[name] for b in boots], alpha, n_boot, name)
         metrics[name] = {"value": float(point[name]), "low": lo, "high": hi}
-    return {"n": int(y.size), "n_real": int((y == 0).sum()), "n_fake": int((y == 1).sum()),
-            "threshold": float(threshold), "alpha": float(alpha), "n_boot": int(n_boot), "metrics": metrics,
-            "eer_threshold": point["eer_threshold"], "confusion_matrix": point["confusion_matrix"]}
+    return {
+        "n": int(y.size),
+        "n_real": int((y == 0).sum()),
+        "n_fake": int((y == 1).sum()),
+        "threshold": float(threshold),
+        "alpha": float(alpha),
+        "n_boot": int(n_boot),
+        "metrics": metrics,
+        "eer_threshold": point["eer_threshold"],
+        "confusion_matrix": point["confusion_matrix"],
+    }
 
 
-def report_on_test(val_labels, val_scores, test_labels, test_scores, *, method: str = "youden",
-                   target_fpr: float = 0.05, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05) -> dict[str, Any]:
+def report_on_test(
+    val_labels,
+    val_scores,
+    test_labels,
+    test_scores,
+    *,
+    method: str = "youden",
+    target_fpr: float = 0.05,
+    n_boot: int = 1000,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> dict[str, Any]:
     """The honest recipe: choose the threshold on Validation, report Test with intervals.
 
     Same output as :func:`full_report` plus ``threshold_method`` and ``threshold_source``.
@@ -132,8 +174,13 @@ def report_on_test(val_labels, val_scores, test_labels, test_scores, *, method: 
     return out
 
 
-def metrics_table(reports: Mapping[str, Mapping[str, Any]] | Mapping[str, Any], *, formatted: bool = True,
-                  digits: int = 3, pretty: bool = True) -> pd.DataFrame:
+def metrics_table(
+    reports: Mapping[str, Mapping[str, Any]] | Mapping[str, Any],
+    *,
+    formatted: bool = True,
+    digits: int = 3,
+    pretty: bool = True,
+) -> pd.DataFrame:
     """A metrics x models table from :func:`full_report` outputs (one report or ``{model: report}``).
 
     ``formatted=True``: cells are strings ``"0.912 [0.890, 0.931]"``. ``formatted=False``:
@@ -149,8 +196,9 @@ def metrics_table(reports: Mapping[str, Mapping[str, Any]] | Mapping[str, Any], 
             raise ValueError(f"report of {model!r} has no 'metrics'; pass the output of full_report")
         m = rep["metrics"]
         if formatted:
-            cols[model] = {k: f"{v['value']:.{digits}f} [{v['low']:.{digits}f}, {v['high']:.{digits}f}]"
-                           for k, v in m.items()}
+            cols[model] = {
+                k: f"{v['value']:.{digits}f} [{v['low']:.{digits}f}, {v['high']:.{digits}f}]" for k, v in m.items()
+            }
         else:
             for stat in ("value", "low", "high"):
                 cols[(model, stat)] = {k: v[stat] for k, v in m.items()}
@@ -164,6 +212,7 @@ def metrics_table(reports: Mapping[str, Mapping[str, Any]] | Mapping[str, Any], 
 
 
 # --- Per manipulation (embedded sample) ---------------------------------------------------
+
 
 def infer_holdout_method(manifest: pd.DataFrame) -> str | None:
     """The manipulation that the fakes of Validation/Test use but Train's never do, or None."""
@@ -179,8 +228,14 @@ def _key(path: str | os.PathLike) -> str:
     return "/".join(Path(str(path).replace("\\", "/")).parts[-3:])  # split/Class/file.jpg
 
 
-def per_method_metrics(manifest: pd.DataFrame | str | os.PathLike, paths: Sequence[str | os.PathLike], scores,
-                       threshold: float = 0.5, *, holdout_method: str | None = "auto") -> pd.DataFrame:
+def per_method_metrics(
+    manifest: pd.DataFrame | str | os.PathLike,
+    paths: Sequence[str | os.PathLike],
+    scores,
+    threshold: float = 0.5,
+    *,
+    holdout_method: str | None = "auto",
+) -> pd.DataFrame:
     """ROC-AUC and recall per manipulation: each method's fakes against *all* the reals.
 
     ``manifest`` is :func:`dflib.data.synthetic.read_manifest`'s table (or the ``Dataset``
@@ -204,8 +259,10 @@ def per_method_metrics(manifest: pd.DataFrame | str | os.PathLike, paths: Sequen
     keys = [_key(p) for p in paths]
     unknown = [k for k in keys if k not in table.index]
     if unknown:
-        raise ValueError(f"{len(unknown)} of {len(keys)} scored images are not in the manifest (e.g. {unknown[0]}); "
-                         "per-method metrics need the embedded sample and its manifest.csv (the Kaggle data has none)")
+        raise ValueError(
+            f"{len(unknown)} of {len(keys)} scored images are not in the manifest (e.g. {unknown[0]}); "
+            "per-method metrics need the embedded sample and its manifest.csv (the Kaggle data has none)"
+        )
     rows = table.loc[keys]
     y = rows["label"].to_numpy(np.int64)
     methods = rows["method"].to_numpy()
@@ -216,9 +273,17 @@ def per_method_metrics(manifest: pd.DataFrame | str | os.PathLike, paths: Sequen
     groups = [(m, (methods == m) & (y == 1)) for m in sorted(set(methods[y == 1]))]
     for name, fake in groups + [("all fakes", y == 1)]:
         sel = fake | reals
-        out.append({"method": name, "n": int(fake.sum()), "n_real": int(reals.sum()),
-                    "roc_auc": roc_auc(y[sel], s[sel]), "recall": recall(y[fake], s[fake], threshold),
-                    "mean_p_fake": float(s[fake].mean()), "held_out": bool(name == held)})
+        out.append(
+            {
+                "method": name,
+                "n": int(fake.sum()),
+                "n_real": int(reals.sum()),
+                "roc_auc": roc_auc(y[sel], s[sel]),
+                "recall": recall(y[fake], s[fake], threshold),
+                "mean_p_fake": float(s[fake].mean()),
+                "held_out": bool(name == held),
+            }
+        )
     return pd.DataFrame(out)
 
 
@@ -227,6 +292,7 @@ def markdown_table(df: pd.DataFrame, *, index: bool = True, floatfmt: str = ".3f
 
     Float cells use ``floatfmt``; integers get thousands separators; ``|`` in cells is escaped.
     """
+
     def cell(v: Any) -> str:
         if isinstance(v, (bool, np.bool_)):
             text = str(v)
@@ -239,8 +305,7 @@ def markdown_table(df: pd.DataFrame, *, index: bool = True, floatfmt: str = ".3f
         return text.replace("|", "\\|").replace("\n", " ")
 
     header = ([str(df.index.name or "")] if index else []) + [str(c) for c in df.columns]
-    lines = ["| " + " | ".join(cell(h) for h in header) + " |",
-             "|" + "|".join(["---"] * len(header)) + "|"]
+    lines = ["| " + " | ".join(cell(h) for h in header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
     for row in df.itertuples(index=index, name=None):  # itertuples keeps each column's dtype
         lines.append("| " + " | ".join(cell(v) for v in row) + " |")
     return "\n".join(lines) + "\n"
@@ -261,4 +326,4 @@ def confident_mistakes(labels, scores, threshold: float = 0.5, k: int = 12, bala
         return ranked[:k]
     reals, fakes = ranked[y[ranked] == 0], ranked[y[ranked] == 1]
     n_real = min(len(reals), max(k - len(fakes), (k + 1) // 2))
-    return np.concatenate([reals[:n_real], fakes[:k - n_real]])
+    return np.concatenate([reals[:n_real], fakes[: k - n_real]])

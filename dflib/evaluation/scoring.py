@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,9 +23,19 @@ import torch
 from dflib.card import ModelCard
 from dflib.evaluation.metrics import accuracy, average_precision, balanced_accuracy, check_scores, roc_auc
 
-__all__ = ["summarize", "score_loader", "LoaderScores", "skip_report", "format_skips", "predict_logits",
-           "predict_scores", "evaluate_checkpoint", "load_checkpoints",
-           "ScoredSplit", "score_split"]
+__all__ = [
+    "summarize",
+    "score_loader",
+    "LoaderScores",
+    "skip_report",
+    "format_skips",
+    "predict_logits",
+    "predict_scores",
+    "evaluate_checkpoint",
+    "load_checkpoints",
+    "ScoredSplit",
+    "score_split",
+]
 
 
 def summarize(labels, scores, threshold: float | None = None) -> dict[str, Any]:
@@ -54,9 +65,9 @@ def summarize(labels, scores, threshold: float | None = None) -> dict[str, Any]:
 class LoaderScores:
     """What :func:`score_loader` returns: one logit and label per image that was read, and the skipped ones."""
 
-    logits: torch.Tensor            # (N,) float32, CPU
-    labels: torch.Tensor            # (N,) int64
-    index: torch.Tensor | None      # (N,) dataset index of each row (scoring loaders), else None
+    logits: torch.Tensor  # (N,) float32, CPU
+    labels: torch.Tensor  # (N,) int64
+    index: torch.Tensor | None  # (N,) dataset index of each row (scoring loaders), else None
     skipped: list[tuple[int, int, str]]  # (dataset index, label, reason) of each image that could not be read
 
 
@@ -99,13 +110,18 @@ def score_loader(
             labels.append(torch.as_tensor(y).reshape(-1).cpu())
     finally:
         model.train(was_training)
-    cat = (lambda parts, dtype: torch.cat(parts) if parts else torch.empty(0, dtype=dtype))
-    return LoaderScores(cat(logits, torch.float32), cat(labels, torch.int64).long(),
-                        cat(index, torch.int64) if index else None, skipped)
+
+    def cat(parts: list[torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
+        return torch.cat(parts) if parts else torch.empty(0, dtype=dtype)
+
+    return LoaderScores(
+        cat(logits, torch.float32), cat(labels, torch.int64).long(), cat(index, torch.int64) if index else None, skipped
+    )
 
 
-def predict_logits(model: torch.nn.Module, loader, device: str | torch.device = "cpu",
-                   **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
+def predict_logits(
+    model: torch.nn.Module, loader, device: str | torch.device = "cpu", **kwargs
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits ``(N,)`` (float32, on the CPU) and labels ``(N,)`` of the images ``loader`` could read.
 
     ``kwargs`` go to :func:`score_loader` (``amp_dtype``, ``channels_last``, ``progress``, ``desc``);
@@ -113,8 +129,11 @@ def predict_logits(model: torch.nn.Module, loader, device: str | torch.device = 
     """
     out = score_loader(model, loader, device, **kwargs)
     if out.skipped:
-        warnings.warn(f"{len(out.skipped)} image(s) could not be read and were left out, e.g. dataset index "
-                      f"{out.skipped[0][0]}: {out.skipped[0][2]}", stacklevel=2)
+        warnings.warn(
+            f"{len(out.skipped)} image(s) could not be read and were left out, e.g. dataset index "
+            f"{out.skipped[0][0]}: {out.skipped[0][2]}",
+            stacklevel=2,
+        )
     return out.logits, out.labels
 
 
@@ -123,10 +142,14 @@ def skip_report(dataset: Any, skipped: Sequence[tuple[int, int, str]] = ()) -> d
     (``dataset.bad_files``) or unreadable while scoring (``skipped``). JSON-friendly."""
     from dflib import CLASS_NAMES
 
-    files = [{"path": str(p), "class": CLASS_NAMES[label], "reason": r, "when": "screening"}
-             for (p, r), label in zip(getattr(dataset, "bad_files", []), getattr(dataset, "bad_labels", []))]
-    files += [{"path": str(dataset.samples[i][0]), "class": CLASS_NAMES[label], "reason": r, "when": "decoding"}
-              for i, label, r in skipped]
+    files = [
+        {"path": str(p), "class": CLASS_NAMES[label], "reason": r, "when": "screening"}
+        for (p, r), label in zip(getattr(dataset, "bad_files", []), getattr(dataset, "bad_labels", []))
+    ]
+    files += [
+        {"path": str(dataset.samples[i][0]), "class": CLASS_NAMES[label], "reason": r, "when": "decoding"}
+        for i, label, r in skipped
+    ]
     by_class = {name: sum(f["class"] == name for f in files) for name in CLASS_NAMES}
     return {"count": len(files), "by_class": by_class, "files": files}
 
@@ -190,24 +213,37 @@ def evaluate_checkpoint(
     skipped = skip_report(ds, out.skipped)
     labels = out.labels.numpy()
     if labels.size == 0:
-        raise ValueError(f"no image of {ds.split} could be read ({skipped['count']} unreadable, e.g. "
-                         f"{skipped['files'][0]['path']}: {skipped['files'][0]['reason']}); check the folder "
-                         f"with `dflib check-data {root}`")
+        raise ValueError(
+            f"no image of {ds.split} could be read ({skipped['count']} unreadable, e.g. "
+            f"{skipped['files'][0]['path']}: {skipped['files'][0]['reason']}); check the folder "
+            f"with `dflib check-data {root}`"
+        )
     try:
         require_both_classes(labels, f"the readable images of {ds.split}")
     except ValueError as e:
-        raise ValueError(f"{e}; {skipped['count']} unreadable image(s) were left out "
-                         f"({skipped['by_class']}): replace them (`dflib check-data` lists them)") from None
+        raise ValueError(
+            f"{e}; {skipped['count']} unreadable image(s) were left out "
+            f"({skipped['by_class']}): replace them (`dflib check-data` lists them)"
+        ) from None
     result = summarize(labels, torch.sigmoid(out.logits).double().numpy(), threshold=card.threshold_or_default())
-    return {"checkpoint": str(checkpoint), "model": card.name, "data": str(root),
-            "split": ds.split, "img_size": card.img_size, **result,
-            "n_files": len(ds) + len(ds.bad_files), "skipped": skipped}
+    return {
+        "checkpoint": str(checkpoint),
+        "model": card.name,
+        "data": str(root),
+        "split": ds.split,
+        "img_size": card.img_size,
+        **result,
+        "n_files": len(ds) + len(ds.bad_files),
+        "skipped": skipped,
+    }
 
 
 # --- Several trained detectors side by side (notebook 06) --------------------------------
 
-def load_checkpoints(models_dir: str | os.PathLike, names: Sequence[str],
-                     device: str | torch.device = "cpu") -> dict[str, tuple[torch.nn.Module, ModelCard]]:
+
+def load_checkpoints(
+    models_dir: str | os.PathLike, names: Sequence[str], device: str | torch.device = "cpu"
+) -> dict[str, tuple[torch.nn.Module, ModelCard]]:
     """``{name: (model in eval mode, card)}`` from ``<models_dir>/<name>.safetensors`` (+ ``.json``).
 
     Every name is checked before anything is loaded, so one error lists *all* the missing
@@ -224,13 +260,17 @@ def load_checkpoints(models_dir: str | os.PathLike, names: Sequence[str],
     missing = [name for name in names if not detector_paths(folder / name)[0].is_file()]
     if missing:
         have = sorted(p.stem for p in folder.glob("*.safetensors")) if folder.is_dir() else []
-        where = (f"{folder} holds {', '.join(have)}" if have else
-                 f"{folder} {'holds no .safetensors file' if folder.is_dir() else 'does not exist'}")
+        where = (
+            f"{folder} holds {', '.join(have)}"
+            if have
+            else f"{folder} {'holds no .safetensors file' if folder.is_dir() else 'does not exist'}"
+        )
         raise CheckpointError(
             f"missing trained detector(s) {', '.join(missing)}: no {', '.join(m + '.safetensors' for m in missing)} "
             f"in {folder.resolve()} ({where}). Run notebooks/05_training.ipynb first (or `make run`, which runs "
             f"the notebooks in order), or train one with `python -m dflib train --model NAME --out {folder}`; "
-            f"or point models_dir at the folder that holds them")
+            f"or point models_dir at the folder that holds them"
+        )
     return {name: load_detector(folder / name, device=device) for name in names}
 
 
@@ -242,7 +282,7 @@ class ScoredSplit:
     logits: np.ndarray
     labels: np.ndarray
     dataset: Any
-    index: np.ndarray | None = None   # dataset index of each row (None: row i is dataset image i)
+    index: np.ndarray | None = None  # dataset index of each row (None: row i is dataset image i)
     skipped: dict[str, Any] | None = None  # :func:`skip_report` of the files no score was computed on
 
     @property
@@ -257,9 +297,19 @@ class ScoredSplit:
         return paths if self.index is None else [paths[i] for i in self.index]
 
 
-def score_split(model: torch.nn.Module, card: ModelCard, data_dir: str | os.PathLike, split: str, *,
-                batch_size: int = 64, device: str | torch.device = "cpu", limit_per_class: int | None = None,
-                seed: int = 0, workers: int | None = 0, progress: bool = False) -> ScoredSplit:
+def score_split(
+    model: torch.nn.Module,
+    card: ModelCard,
+    data_dir: str | os.PathLike,
+    split: str,
+    *,
+    batch_size: int = 64,
+    device: str | torch.device = "cpu",
+    limit_per_class: int | None = None,
+    seed: int = 0,
+    workers: int | None = 0,
+    progress: bool = False,
+) -> ScoredSplit:
     """Score every image of ``split`` with the input size and normalisation of the model's card.
 
     ``limit_per_class`` keeps a seeded subset (the same files for every model with the same

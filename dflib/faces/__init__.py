@@ -19,10 +19,29 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dflib.faces.detect import (INSTALL_HINT, MAX_DETECT_PIXELS, MIN_FACE, THRESHOLD, WINDOW, Face,
-                                FacesUnavailableError, as_rgb_array, available, detect_faces, smallest_face)
-from dflib.faces.framing import (CROP_SCALE, CROP_SHIFT, TIGHT_CROP_MAX_ASPECT, TIGHT_CROP_MAX_SIDE, crop,
-                                 crop_region, looks_like_face_crop, no_face_note)
+from dflib.faces.detect import (
+    INSTALL_HINT,
+    MAX_DETECT_PIXELS,
+    MIN_FACE,
+    THRESHOLD,
+    WINDOW,
+    Face,
+    FacesUnavailableError,
+    as_rgb_array,
+    available,
+    detect_faces,
+    smallest_face,
+)
+from dflib.faces.framing import (
+    CROP_SCALE,
+    CROP_SHIFT,
+    TIGHT_CROP_MAX_ASPECT,
+    TIGHT_CROP_MAX_SIDE,
+    crop,
+    crop_region,
+    looks_like_face_crop,
+    no_face_note,
+)
 
 
 @dataclass(frozen=True)
@@ -34,8 +53,9 @@ class FaceCrop:
     image: np.ndarray
 
 
-def face_crops(image, *, min_face: float = MIN_FACE, max_pixels: int = MAX_DETECT_PIXELS,
-               threshold: float = THRESHOLD) -> list[FaceCrop]:
+def face_crops(
+    image, *, min_face: float = MIN_FACE, max_pixels: int = MAX_DETECT_PIXELS, threshold: float = THRESHOLD
+) -> list[FaceCrop]:
     """Find the faces in ``image`` and cut each out framed like a training crop (left to right)."""
     rgb = as_rgb_array(image)
     h, w = rgb.shape[:2]
@@ -47,7 +67,25 @@ def face_crops(image, *, min_face: float = MIN_FACE, max_pixels: int = MAX_DETEC
 
 
 __all__ = [
-    "CROP_SCALE", "CROP_SHIFT", "Face", "FaceCrop", "FacesUnavailableError", "INSTALL_HINT", "MAX_DETECT_PIXELS",
-    "MIN_FACE", "THRESHOLD", "TIGHT_CROP_MAX_ASPECT", "TIGHT_CROP_MAX_SIDE", "WINDOW", "as_rgb_array", "available",
-    "crop", "crop_region", "detect_faces", "face_crops", "looks_like_face_crop", "no_face_note", "smallest_face",
+    "CROP_SCALE",
+    "CROP_SHIFT",
+    "Face",
+    "FaceCrop",
+    "FacesUnavailableError",
+    "INSTALL_HINT",
+    "MAX_DETECT_PIXELS",
+    "MIN_FACE",
+    "THRESHOLD",
+    "TIGHT_CROP_MAX_ASPECT",
+    "TIGHT_CROP_MAX_SIDE",
+    "WINDOW",
+    "as_rgb_array",
+    "available",
+    "crop",
+    "crop_region",
+    "detect_faces",
+    "face_crops",
+    "looks_like_face_crop",
+    "no_face_note",
+    "smallest_face",
 ]

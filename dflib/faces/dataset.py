@@ -30,11 +30,11 @@ import os
 import re
 import secrets
 import sys
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -45,8 +45,23 @@ from dflib.faces.detect import MAX_DETECT_PIXELS, MIN_FACE, THRESHOLD, detect_fa
 from dflib.faces.framing import CROP_SCALE, CROP_SHIFT, crop_region
 
 STATE = ".crop-faces"
-MANIFEST_COLUMNS = ["source", "class", "split", "face", "x0", "y0", "x1", "y1",
-                    "crop_x0", "crop_y0", "crop_x1", "crop_y1", "crop", "status", "note"]
+MANIFEST_COLUMNS = [
+    "source",
+    "class",
+    "split",
+    "face",
+    "x0",
+    "y0",
+    "x1",
+    "y1",
+    "crop_x0",
+    "crop_y0",
+    "crop_x1",
+    "crop_y1",
+    "crop",
+    "status",
+    "note",
+]
 DEFAULT_SPLIT = (0.8, 0.1, 0.1)
 
 
@@ -64,12 +79,17 @@ class CropReport:
     written: int = 0
 
     def summary(self, show: int = 10) -> str:
-        lines = [f"dataset: {self.dataset}", f"manifest: {self.manifest}",
-                 f"{self.n_photos} photo(s): {self.n_faces} face crop(s) ({self.written} written now), "
-                 f"{len(self.no_face)} without a face, {len(self.unreadable)} unreadable"]
+        lines = [
+            f"dataset: {self.dataset}",
+            f"manifest: {self.manifest}",
+            f"{self.n_photos} photo(s): {self.n_faces} face crop(s) ({self.written} written now), "
+            f"{len(self.no_face)} without a face, {len(self.unreadable)} unreadable",
+        ]
         lines += [f"  {split}: {c.get('real', 0)} real, {c.get('fake', 0)} fake" for split, c in self.counts.items()]
-        for title, items in (("no face found (skipped)", self.no_face),
-                             ("unreadable (skipped)", [f"{p}: {why}" for p, why in self.unreadable])):
+        for title, items in (
+            ("no face found (skipped)", self.no_face),
+            ("unreadable (skipped)", [f"{p}: {why}" for p, why in self.unreadable]),
+        ):
             if items:
                 lines.append(f"{title}:")
                 lines += [f"  {x}" for x in items[:show]]
@@ -92,16 +112,20 @@ def find_sources(src: str | os.PathLike) -> list[tuple[str, str, str | None]]:
     out = []
     if root is not None:
         for split_dir in sorted(p for p in root.iterdir() if p.is_dir()):
-            split = {s.lower(): s for s in SPLITS}.get(split_dir.name.lower()) or \
-                {"val": "Validation", "valid": "Validation"}.get(split_dir.name.lower())
+            split = {s.lower(): s for s in SPLITS}.get(split_dir.name.lower()) or {
+                "val": "Validation",
+                "valid": "Validation",
+            }.get(split_dir.name.lower())
             if split is not None:
                 out += [(rel, cls, split) for rel, cls, _ in _class_folders(split_dir, src)]
     else:
         out = _class_folders(src, src)
     if not out:
-        raise LayoutError(f"no photos found under {src}: expected {src}/Real/ and {src}/Fake/ (any letter case, "
-                          f"photos in sub-folders too) or the Kaggle layout {src}/Dataset/{{Train,Validation,Test}}/"
-                          f"{{Real,Fake}}/")
+        raise LayoutError(
+            f"no photos found under {src}: expected {src}/Real/ and {src}/Fake/ (any letter case, "
+            f"photos in sub-folders too) or the Kaggle layout {src}/Dataset/{{Train,Validation,Test}}/"
+            f"{{Real,Fake}}/"
+        )
     return out
 
 
@@ -116,16 +140,19 @@ def _class_folders(folder: Path, src: Path) -> list[tuple[str, str, None]]:
     return out
 
 
-def assign_splits(photos: Sequence[tuple[str, str, str | None]], split: Sequence[float] | None,
-                  seed: int) -> dict[str, str]:
+def assign_splits(
+    photos: Sequence[tuple[str, str, str | None]], split: Sequence[float] | None, seed: int
+) -> dict[str, str]:
     """``{source: split}``: by seed per class (``split`` fractions), or the photos' own splits."""
     own = all(s is not None for _, _, s in photos)
     if split is None and own:
         return {rel: s for rel, _, s in photos}
     fractions = tuple(float(f) for f in (split if split is not None else DEFAULT_SPLIT))
     if len(fractions) != 3 or min(fractions) < 0 or fractions[0] <= 0 or abs(sum(fractions) - 1) > 1e-6:
-        raise ValueError(f"split={split!r} is invalid; give three fractions for Train, Validation, Test that add "
-                         f"up to 1, Train > 0 (e.g. 0.8 0.1 0.1)")
+        raise ValueError(
+            f"split={split!r} is invalid; give three fractions for Train, Validation, Test that add "
+            f"up to 1, Train > 0 (e.g. 0.8 0.1 0.1)"
+        )
     out = {}
     for k, cls in enumerate(CLASSES):
         mine = sorted(rel for rel, c, _ in photos if c == cls)
@@ -135,8 +162,10 @@ def assign_splits(photos: Sequence[tuple[str, str, str | None]], split: Sequence
         sizes = [max(s, 1) if f > 0 else 0 for s, f in zip(sizes, fractions)]
         sizes[0] = n - sizes[1] - sizes[2]
         if n and sizes[0] < 1:
-            raise ValueError(f"only {n} {cls} photo(s) with a face: too few for split {list(fractions)}; add photos "
-                             f"or give fewer splits (e.g. --split 1 0 0)")
+            raise ValueError(
+                f"only {n} {cls} photo(s) with a face: too few for split {list(fractions)}; add photos "
+                f"or give fewer splits (e.g. --split 1 0 0)"
+            )
         names = [name for name, size in zip(SPLITS, sizes) for _ in range(size)]
         out.update({mine[j]: names[pos] for pos, j in enumerate(order)})
     return out
@@ -154,8 +183,12 @@ def _detect_job(job: tuple[str, str, dict]) -> dict:
         reason = quick_check(path) or text.replace(f"{path}: ", "")
         return {"source": rel, "status": "unreadable", "error": reason}
     faces = detect_faces(img, **options)
-    return {"source": rel, "status": "ok" if faces else "no_face", "size": list(img.size),
-            "boxes": [[round(v, 2) for v in f.box] + [round(f.score, 3)] for f in faces]}
+    return {
+        "source": rel,
+        "status": "ok" if faces else "no_face",
+        "size": list(img.size),
+        "boxes": [[round(v, 2) for v in f.box] + [round(f.score, 3)] for f in faces],
+    }
 
 
 def _crop_job(job: tuple[str, list, list[str], int]) -> int:
@@ -214,8 +247,7 @@ def _unique_names(sources: Sequence[str]) -> dict[str, str]:
     for stem in stems.values():
         seen[stem.lower()] = seen.get(stem.lower(), 0) + 1
     tag = {rel: hashlib.blake2b(rel.encode(), digest_size=3).hexdigest() for rel in stems}
-    return {rel: stem if seen[stem.lower()] == 1 else f"{stem}-{tag[rel]}"
-            for rel, stem in stems.items()}
+    return {rel: stem if seen[stem.lower()] == 1 else f"{stem}-{tag[rel]}" for rel, stem in stems.items()}
 
 
 def _settings_check(out: Path, settings: dict) -> None:
@@ -225,9 +257,11 @@ def _settings_check(out: Path, settings: dict) -> None:
         old = json.loads(saved.read_text(encoding="utf-8"))
         diff = {k: (old.get(k), v) for k, v in settings.items() if old.get(k) != v}
         if diff:
-            raise ValueError(f"{out} was made by crop-faces with other settings "
-                             f"({', '.join(f'{k}: {a} then, {b} now' for k, (a, b) in diff.items())}); "
-                             f"use another OUT folder, or delete {out} to start over")
+            raise ValueError(
+                f"{out} was made by crop-faces with other settings "
+                f"({', '.join(f'{k}: {a} then, {b} now' for k, (a, b) in diff.items())}); "
+                f"use another OUT folder, or delete {out} to start over"
+            )
         return
     if out.exists() and any(out.iterdir()):
         raise ValueError(f"OUT {out} is not empty and was not made by crop-faces; choose a new or empty folder")
@@ -247,9 +281,19 @@ def _read_journal(path: Path) -> dict[str, dict]:
     return done
 
 
-def crop_faces(src: str | os.PathLike, out: str | os.PathLike, *, split: Sequence[float] | None = None,
-               seed: int = 0, size: int = 256, min_face: float = MIN_FACE, face_threshold: float = THRESHOLD,
-               max_pixels: int = MAX_DETECT_PIXELS, workers: int = 1, progress: bool = True) -> CropReport:
+def crop_faces(
+    src: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    split: Sequence[float] | None = None,
+    seed: int = 0,
+    size: int = 256,
+    min_face: float = MIN_FACE,
+    face_threshold: float = THRESHOLD,
+    max_pixels: int = MAX_DETECT_PIXELS,
+    workers: int = 1,
+    progress: bool = True,
+) -> CropReport:
     """Make ``out/Dataset`` (Kaggle layout) of face crops from the photos under ``src``; see the module docstring."""
     from tqdm.auto import tqdm
 
@@ -265,15 +309,24 @@ def crop_faces(src: str | os.PathLike, out: str | os.PathLike, *, split: Sequenc
     if out.resolve().is_relative_to(src.resolve()):
         raise ValueError(f"OUT {out} is inside SRC {src}; choose a folder outside it")
     options = {"min_face": float(min_face), "max_pixels": int(max_pixels), "threshold": float(face_threshold)}
-    settings = {"src": str(src.resolve()), "size": size, "seed": seed, "split": list(split) if split else None,
-                **options, "crop_scale": CROP_SCALE, "crop_shift": list(CROP_SHIFT)}
+    settings = {
+        "src": str(src.resolve()),
+        "size": size,
+        "seed": seed,
+        "split": list(split) if split else None,
+        **options,
+        "crop_scale": CROP_SCALE,
+        "crop_shift": list(CROP_SHIFT),
+    }
     _settings_check(out, settings)
     journal = out / STATE / "detections.jsonl"
     done = _read_journal(journal)
 
     todo = [(rel, str(src / rel), options) for rel, _, _ in photos if rel not in done]
-    with tqdm(total=len(todo), desc="finding faces", unit="photo", disable=not progress) as bar, \
-            open(journal, "a", encoding="utf-8") as log:
+    with (
+        tqdm(total=len(todo), desc="finding faces", unit="photo", disable=not progress) as bar,
+        open(journal, "a", encoding="utf-8") as log,
+    ):
         for rec in _map(_detect_job, todo, workers, bar):
             log.write(json.dumps(rec) + "\n")
             log.flush()
@@ -284,11 +337,16 @@ def crop_faces(src: str | os.PathLike, out: str | os.PathLike, *, split: Sequenc
     for s in sorted(set(splits.values()), key=SPLITS.index):
         for cls in CLASSES:
             if not any(splits[rel] == s and c == cls for rel, c, _ in with_face):
-                raise ValueError(f"no {cls} photo with a face in {s} ({len(with_face)} of {len(photos)} photos have "
-                                 f"one): the dataset would fail check-data; add {cls} photos, lower --min-face or "
-                                 f"--face-threshold, or give fewer splits (e.g. --split 1 0 0)")
-    names = {rel: stem for cls in CLASSES for rel, stem in
-             _unique_names([rel for rel, c, _ in with_face if c == cls]).items()}
+                raise ValueError(
+                    f"no {cls} photo with a face in {s} ({len(with_face)} of {len(photos)} photos have "
+                    f"one): the dataset would fail check-data; add {cls} photos, lower --min-face or "
+                    f"--face-threshold, or give fewer splits (e.g. --split 1 0 0)"
+                )
+    names = {
+        rel: stem
+        for cls in CLASSES
+        for rel, stem in _unique_names([rel for rel, c, _ in with_face if c == cls]).items()
+    }
     dataset = out / "Dataset"
     rows, jobs, expected = [], [], set()
     for rel, cls, _ in photos:
@@ -300,14 +358,22 @@ def crop_faces(src: str | os.PathLike, out: str | os.PathLike, *, split: Sequenc
         folder.mkdir(parents=True, exist_ok=True)
         w, h = rec["size"]
         regions, targets = [], []
-        for k, (*box, score) in enumerate(rec["boxes"]):
+        for k, (*box, _score) in enumerate(rec["boxes"]):
             region = crop_region(tuple(box), w, h)
             target = folder / f"{names[rel]}_f{k}.jpg"
             expected.add(target)
-            rows.append({"source": rel, "class": cls, "split": splits[rel], "face": k,
-                         **dict(zip(("x0", "y0", "x1", "y1"), (round(v) for v in box))),
-                         **dict(zip(("crop_x0", "crop_y0", "crop_x1", "crop_y1"), region)),
-                         "crop": target.relative_to(out).as_posix(), "status": "ok"})
+            rows.append(
+                {
+                    "source": rel,
+                    "class": cls,
+                    "split": splits[rel],
+                    "face": k,
+                    **dict(zip(("x0", "y0", "x1", "y1"), (round(v) for v in box))),
+                    **dict(zip(("crop_x0", "crop_y0", "crop_x1", "crop_y1"), region)),
+                    "crop": target.relative_to(out).as_posix(),
+                    "status": "ok",
+                }
+            )
             if not (target.is_file() and target.stat().st_size > 0):
                 regions.append(region)
                 targets.append(str(target))
@@ -324,10 +390,20 @@ def crop_faces(src: str | os.PathLike, out: str | os.PathLike, *, split: Sequenc
         df[c] = df[c].astype("Int64")
     _atomic_write(manifest, df.to_csv(index=False).encode())
     ok = df[df["status"] == "ok"]
-    counts = {s: {c: int(((ok["split"] == s) & (ok["class"] == c)).sum()) for c in CLASSES}
-              for s in SPLITS if (ok["split"] == s).any()}
-    return CropReport(dataset=dataset, manifest=manifest, counts=counts, n_photos=len(photos), n_faces=len(ok),
-                      no_face=df.loc[df["status"] == "no_face", "source"].tolist(),
-                      unreadable=list(zip(df.loc[df["status"] == "unreadable", "source"],
-                                          df.loc[df["status"] == "unreadable", "note"].fillna(""))),
-                      written=written)
+    counts = {
+        s: {c: int(((ok["split"] == s) & (ok["class"] == c)).sum()) for c in CLASSES}
+        for s in SPLITS
+        if (ok["split"] == s).any()
+    }
+    return CropReport(
+        dataset=dataset,
+        manifest=manifest,
+        counts=counts,
+        n_photos=len(photos),
+        n_faces=len(ok),
+        no_face=df.loc[df["status"] == "no_face", "source"].tolist(),
+        unreadable=list(
+            zip(df.loc[df["status"] == "unreadable", "source"], df.loc[df["status"] == "unreadable", "note"].fillna(""))
+        ),
+        written=written,
+    )

@@ -59,7 +59,8 @@ def _detector():
     except ImportError as e:
         raise FacesUnavailableError(
             f"finding faces needs dlib's face detector, which is not installed ({e}); "
-            f"install it with {INSTALL_HINT} (or pip install dlib-bin)") from None
+            f"install it with {INSTALL_HINT} (or pip install dlib-bin)"
+        ) from None
     return dlib.get_frontal_face_detector()
 
 
@@ -106,8 +107,9 @@ def smallest_face(width: int, height: int, min_face: float = MIN_FACE, max_pixel
     return WINDOW / detect_scale(width, height, min_face, max_pixels)
 
 
-def detect_faces(image, *, min_face: float = MIN_FACE, max_pixels: int = MAX_DETECT_PIXELS,
-                 threshold: float = THRESHOLD) -> list[Face]:
+def detect_faces(
+    image, *, min_face: float = MIN_FACE, max_pixels: int = MAX_DETECT_PIXELS, threshold: float = THRESHOLD
+) -> list[Face]:
     """The frontal faces in ``image`` (PIL, array or tensor, any mode), numbered left to right.
 
     ``min_face``: the smallest face looked for (pixels); ``max_pixels``: the largest image the

@@ -29,8 +29,13 @@ TIGHT_CROP_MAX_SIDE = 512
 TIGHT_CROP_MAX_ASPECT = 1.25
 
 
-def crop_region(face: Face | tuple[float, float, float, float], width: int, height: int,
-                scale: float = CROP_SCALE, shift: tuple[float, float] = CROP_SHIFT) -> tuple[int, int, int, int]:
+def crop_region(
+    face: Face | tuple[float, float, float, float],
+    width: int,
+    height: int,
+    scale: float = CROP_SCALE,
+    shift: tuple[float, float] = CROP_SHIFT,
+) -> tuple[int, int, int, int]:
     """The square ``(x0, y0, x1, y1)`` (integer pixels, inside the image) to crop for ``face``."""
     x0, y0, x1, y1 = face.box if isinstance(face, Face) else face
     side_box = ((x1 - x0) + (y1 - y0)) / 2
@@ -53,14 +58,20 @@ def crop(image: np.ndarray, region: tuple[int, int, int, int]) -> np.ndarray:
 
 def looks_like_face_crop(width: int, height: int) -> bool:
     """True for a small, square-ish image: the no-face policy scores such an image whole."""
-    return max(width, height) <= TIGHT_CROP_MAX_SIDE and max(width, height) / max(1, min(width, height)) \
-        <= TIGHT_CROP_MAX_ASPECT
+    return (
+        max(width, height) <= TIGHT_CROP_MAX_SIDE
+        and max(width, height) / max(1, min(width, height)) <= TIGHT_CROP_MAX_ASPECT
+    )
 
 
 def no_face_note(width: int, height: int, smallest: float) -> tuple[bool, str]:
     """``(score it whole?, the note for its row)`` for an image in which no face was found."""
     if looks_like_face_crop(width, height):
-        return True, (f"no face found; scored whole: {width}x{height} looks like a face crop "
-                      f"(square-ish, at most {TIGHT_CROP_MAX_SIDE} px)")
-    return False, (f"no face found (frontal faces of {smallest:.0f} px and larger were looked for); not scored: "
-                   f"a {width}x{height} image is not a face crop; crop the face or pass a smaller --min-face")
+        return True, (
+            f"no face found; scored whole: {width}x{height} looks like a face crop "
+            f"(square-ish, at most {TIGHT_CROP_MAX_SIDE} px)"
+        )
+    return False, (
+        f"no face found (frontal faces of {smallest:.0f} px and larger were looked for); not scored: "
+        f"a {width}x{height} image is not a face crop; crop the face or pass a smaller --min-face"
+    )

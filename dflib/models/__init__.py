@@ -13,8 +13,16 @@ Every model follows ``dflib.models.base.Detector``: logits ``(N,)`` for ``num_cl
 
 from .analysis import count_macs, count_parameters, summary
 from .base import Detector
-from .diagnostics import (cls_attention, gradient_norms, overfit_one_batch, patchify, pos_embed_similarity,
-                          reference_check, separable_savings, without_shortcuts)
+from .diagnostics import (
+    cls_attention,
+    gradient_norms,
+    overfit_one_batch,
+    patchify,
+    pos_embed_similarity,
+    reference_check,
+    separable_savings,
+    without_shortcuts,
+)
 from .reference import build_reference, load_reference_weights
 from .registry import PRESETS, allowed_overrides, create_model, create_model_from_config, list_models
 from .resnet import BasicBlock, Bottleneck, ResNet

@@ -8,7 +8,8 @@ published numbers, it ignores the cheap element-wise work (BatchNorm, ReLU, addi
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -70,8 +71,9 @@ def _shape_of(out: object) -> tuple[int, ...]:
     return ()
 
 
-def summary(model: nn.Module, img_size: int | tuple[int, int], in_channels: int = 3,
-            total: bool = True) -> pd.DataFrame:
+def summary(
+    model: nn.Module, img_size: int | tuple[int, int], in_channels: int = 3, total: bool = True
+) -> pd.DataFrame:
     """One row per stage (``model.named_stages()``): name, output shape (without batch), params, MACs.
 
     Needs pandas. ``total=True`` appends a row with the whole model's parameters and MACs.
@@ -85,8 +87,10 @@ def summary(model: nn.Module, img_size: int | tuple[int, int], in_channels: int 
     shapes: dict[str, tuple[int, ...]] = {}
     hooks = []
     for name, module in stages:
+
         def hook(_m: nn.Module, _inp: object, out: object, name: str = name) -> None:
             shapes[name] = _shape_of(out)
+
         hooks.append(module.register_forward_hook(hook))
     x = _dummy_input(model, img_size, 1, in_channels)
     try:
@@ -100,9 +104,21 @@ def summary(model: nn.Module, img_size: int | tuple[int, int], in_channels: int 
     rows = []
     for name, module in stages:
         per_op = flops.get(f"{prefix}.{qualname[id(module)]}", {})
-        rows.append({"name": name, "output_shape": shapes.get(name, ()),
-                     "params": count_parameters(module), "macs": sum(per_op.values()) // 2})
+        rows.append(
+            {
+                "name": name,
+                "output_shape": shapes.get(name, ()),
+                "params": count_parameters(module),
+                "macs": sum(per_op.values()) // 2,
+            }
+        )
     if total:
-        rows.append({"name": "total", "output_shape": shapes.get(stages[-1][0], ()),
-                     "params": count_parameters(model), "macs": counter.get_total_flops() // 2})
+        rows.append(
+            {
+                "name": "total",
+                "output_shape": shapes.get(stages[-1][0], ()),
+                "params": count_parameters(model),
+                "macs": counter.get_total_flops() // 2,
+            }
+        )
     return pd.DataFrame(rows, columns=["name", "output_shape", "params", "macs"])

@@ -14,8 +14,8 @@ connections of a ResNet / SqueezeNeXt temporarily, to show what they are for.
 from __future__ import annotations
 
 import types
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import pandas as pd
 import torch
@@ -34,8 +34,14 @@ def _bce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits.reshape(-1), labels.float().reshape(-1))
 
 
-def overfit_one_batch(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, steps: int = 50,
-                      lr: float = 1e-3, progress: bool = True) -> list[float]:
+def overfit_one_batch(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    steps: int = 50,
+    lr: float = 1e-3,
+    progress: bool = True,
+) -> list[float]:
     """Train ``model`` on one fixed batch with Adam and return the loss of every step.
 
     A correct model and loss drive this to ~0 within a few dozen steps; if they cannot, something
@@ -73,8 +79,14 @@ def gradient_norms(model: nn.Module, images: torch.Tensor, labels: torch.Tensor)
         if not grads:
             continue
         g = torch.cat(grads)
-        rows.append({"stage": name, "params": g.numel(), "grad_norm": g.norm().item(),
-                     "grad_rms": (g.norm() / g.numel() ** 0.5).item()})
+        rows.append(
+            {
+                "stage": name,
+                "params": g.numel(),
+                "grad_norm": g.norm().item(),
+                "grad_rms": (g.norm() / g.numel() ** 0.5).item(),
+            }
+        )
     model.zero_grad(set_to_none=True)
     return pd.DataFrame(rows, columns=["stage", "params", "grad_norm", "grad_rms"])
 
@@ -106,10 +118,14 @@ def separable_savings(in_channels: int, out_channels: int, bias: bool = False) -
     """Parameters of a 3x3 convolution vs a 1x3 followed by a 3x1 at the same channels, counted
     on real ``nn.Conv2d`` modules (the 1x3 maps in -> out, the 3x1 out -> out)."""
     full = nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=bias)
-    pair = nn.Sequential(nn.Conv2d(in_channels, out_channels, (1, 3), padding=(0, 1), bias=bias),
-                         nn.Conv2d(out_channels, out_channels, (3, 1), padding=(1, 0), bias=bias))
-    rows = [{"layer": "3x3", "params": count_parameters(full)},
-            {"layer": "1x3 + 3x1", "params": count_parameters(pair)}]
+    pair = nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, (1, 3), padding=(0, 1), bias=bias),
+        nn.Conv2d(out_channels, out_channels, (3, 1), padding=(1, 0), bias=bias),
+    )
+    rows = [
+        {"layer": "3x3", "params": count_parameters(full)},
+        {"layer": "1x3 + 3x1", "params": count_parameters(pair)},
+    ]
     df = pd.DataFrame(rows)
     df["relative"] = df["params"] / df["params"].iloc[0]
     return df
@@ -158,7 +174,7 @@ def pos_embed_similarity(model: nn.Module) -> torch.Tensor:
     if embed is None or not hasattr(embed, "pos_embed"):
         raise TypeError(f"{type(model).__name__} has no position embeddings; pass a dflib ViT")
     g = embed.grid
-    pos = embed.pos_embed.detach()[0, model.num_prefix_tokens:]  # (g*g, D), class token dropped
+    pos = embed.pos_embed.detach()[0, model.num_prefix_tokens :]  # (g*g, D), class token dropped
     pos = F.normalize(pos, dim=-1)
     return (pos @ pos.T).reshape(g, g, g, g)
 
@@ -174,7 +190,7 @@ def cls_attention(model: nn.Module, images: torch.Tensor, block: int = -1) -> to
         raise TypeError(f"{type(model).__name__} has no attention_maps(); pass a dflib ViT")
     model.eval()
     attn = model.attention_maps(images)[block]  # (N, heads, T, T)
-    cls_row = attn[:, :, 0, model.num_prefix_tokens:].mean(dim=1)  # (N, gh*gw)
+    cls_row = attn[:, :, 0, model.num_prefix_tokens :].mean(dim=1)  # (N, gh*gw)
     n, length = cls_row.shape
     gh = images.shape[-2] // model.patch_size
     gw = length // gh

@@ -35,12 +35,18 @@ from .vit import ViT
 INIT_CHOICES = ("random", "imagenet")
 
 # (block, layers) -> torchvision builder and weights enum
-_RESNETS = {("basic", (2, 2, 2, 2)): ("resnet18", "ResNet18_Weights"),
-            ("basic", (3, 4, 6, 3)): ("resnet34", "ResNet34_Weights"),
-            ("bottleneck", (3, 4, 6, 3)): ("resnet50", "ResNet50_Weights")}
+_RESNETS = {
+    ("basic", (2, 2, 2, 2)): ("resnet18", "ResNet18_Weights"),
+    ("basic", (3, 4, 6, 3)): ("resnet34", "ResNet34_Weights"),
+    ("bottleneck", (3, 4, 6, 3)): ("resnet50", "ResNet50_Weights"),
+}
 # (patch, dim, depth, heads) -> torchvision builder and weights enum (mlp_ratio 4, class token)
-_VITS = {(16, 768, 12, 12): ("vit_b_16", "ViT_B_16_Weights"), (32, 768, 12, 12): ("vit_b_32", "ViT_B_32_Weights"),
-         (16, 1024, 24, 16): ("vit_l_16", "ViT_L_16_Weights"), (32, 1024, 24, 16): ("vit_l_32", "ViT_L_32_Weights")}
+_VITS = {
+    (16, 768, 12, 12): ("vit_b_16", "ViT_B_16_Weights"),
+    (32, 768, 12, 12): ("vit_b_32", "ViT_B_32_Weights"),
+    (16, 1024, 24, 16): ("vit_l_16", "ViT_L_16_Weights"),
+    (32, 1024, 24, 16): ("vit_l_32", "ViT_L_32_Weights"),
+}
 _SQNXT_WIDTH = {1.0: "w1", 1.5: "w3d2", 2.0: "w2"}
 
 
@@ -62,24 +68,30 @@ def imagenet_source(model: Detector) -> dict[str, str]:
     if isinstance(model, ResNet):
         key = (kw.get("block", "basic"), tuple(kw.get("layers", ())))
         if key not in _RESNETS or kw.get("width", 64) != 64:
-            raise ValueError(f"--init imagenet: no ImageNet weights for {name} (torchvision has them for the "
-                             f"full-width ResNet-18/34/50 only); use --model resnet18, resnet34 or resnet50")
+            raise ValueError(
+                f"--init imagenet: no ImageNet weights for {name} (torchvision has them for the "
+                f"full-width ResNet-18/34/50 only); use --model resnet18, resnet34 or resnet50"
+            )
         builder, enum = _RESNETS[key]
         return {"library": "torchvision", "model": builder, "weights": f"{enum}.IMAGENET1K_V1"}
     if isinstance(model, ViT):
         key = (kw.get("patch_size"), kw.get("embed_dim"), kw.get("depth"), kw.get("num_heads"))
         plain = kw.get("stem", "patch") == "patch" and kw.get("pool", "cls") == "cls"
         if key not in _VITS or not plain or float(kw.get("mlp_ratio", 4.0)) != 4.0:
-            raise ValueError(f"--init imagenet: no ImageNet weights for {name}: torchvision has them for ViT-B/16, "
-                             f"B/32, L/16 and L/32 with a patch stem and a class token; use --model "
-                             f"vit_base_patch16_224 (or its img_size), or train this ViT from random weights")
+            raise ValueError(
+                f"--init imagenet: no ImageNet weights for {name}: torchvision has them for ViT-B/16, "
+                f"B/32, L/16 and L/32 with a patch stem and a class token; use --model "
+                f"vit_base_patch16_224 (or its img_size), or train this ViT from random weights"
+            )
         builder, enum = _VITS[key]
         return {"library": "torchvision", "model": builder, "weights": f"{enum}.IMAGENET1K_V1"}
     if isinstance(model, SqueezeNeXt):
         width = _SQNXT_WIDTH.get(float(kw.get("width_scale", 1.0)))
         if width is None:
-            raise ValueError(f"--init imagenet: no ImageNet weights for {name} at width_scale "
-                             f"{kw.get('width_scale')}; pytorchcv has them for 1.0, 1.5 and 2.0")
+            raise ValueError(
+                f"--init imagenet: no ImageNet weights for {name} at width_scale "
+                f"{kw.get('width_scale')}; pytorchcv has them for 1.0, 1.5 and 2.0"
+            )
         cv = f"sqnxt{kw.get('version', '23')}_{width}"
         return {"library": "pytorchcv", "model": cv, "weights": cv}
     raise ValueError(f"--init imagenet: no reference weights for {type(model).__name__}")
@@ -99,7 +111,8 @@ def _missing(file: Path, url: str, err: BaseException) -> PretrainedWeightsMissi
     return PretrainedWeightsMissing(
         f"ImageNet weights {file.name} are not in the cache and could not be downloaded "
         f"({type(err).__name__}: {err}). On a machine with internet access download {url} and put it in "
-        f"{file.parent}/ (as {file.name}), then run again; or train without --init imagenet")
+        f"{file.parent}/ (as {file.name}), then run again; or train without --init imagenet"
+    )
 
 
 def _torchvision_state(source: dict[str, str]) -> dict[str, torch.Tensor]:
@@ -108,8 +121,9 @@ def _torchvision_state(source: dict[str, str]) -> dict[str, torch.Tensor]:
     weights = tvm.get_weight(source["weights"])
     file = torchvision_cache_dir() / os.path.basename(weights.url)
     try:
-        return torch.hub.load_state_dict_from_url(weights.url, map_location="cpu", weights_only=True,
-                                                  progress=True, check_hash=False)
+        return torch.hub.load_state_dict_from_url(
+            weights.url, map_location="cpu", weights_only=True, progress=True, check_hash=False
+        )
     except (OSError, ConnectionError, RuntimeError) as err:  # URLError is an OSError
         if file.is_file():
             raise
@@ -120,8 +134,10 @@ def _pytorchcv_state(source: dict[str, str]) -> dict[str, torch.Tensor]:
     try:
         from pytorchcv.models.common import model_store
     except ImportError as err:
-        raise ImportError("ImageNet weights for SqueezeNeXt come from pytorchcv: pip install pytorchcv "
-                          "(or pip install 'dflib[notebooks]')") from err
+        raise ImportError(
+            "ImageNet weights for SqueezeNeXt come from pytorchcv: pip install pytorchcv "
+            "(or pip install 'dflib[notebooks]')"
+        ) from err
     name = source["model"]
     error, sha1, tag = model_store.get_model_name_suffix_data(name)
     file = pytorchcv_cache_dir() / f"{name}-{error}-{sha1[:8]}.pth"
@@ -146,8 +162,10 @@ def _reference_with_weights(source: dict[str, str], model: Detector) -> nn.Modul
     try:
         ref.load_state_dict(state, strict=True)
     except RuntimeError as err:
-        raise ValueError(f"the cached ImageNet weights for {source['model']} do not fit its architecture "
-                         f"({str(err).splitlines()[0]}); delete the file and run again to download it") from err
+        raise ValueError(
+            f"the cached ImageNet weights for {source['model']} do not fit its architecture "
+            f"({str(err).splitlines()[0]}); delete the file and run again to download it"
+        ) from err
     head = {"torchvision": ("fc", "heads"), "pytorchcv": ("output",)}[source["library"]]
     for attr in head:  # replace the 1000-class head by a one-logit one (the detector's head is kept anyway)
         if hasattr(ref, attr):

@@ -12,7 +12,7 @@ Same weights + same architecture => same outputs, which the tests check to 1e-5.
 from __future__ import annotations
 
 import re
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -178,8 +178,10 @@ def build_reference(name: str, num_classes: int = 1000, img_size: int = 224) -> 
     if preset.cls is ViT:
         kw = preset.kwargs
         if kw.get("stem", "patch") != "patch" or kw.get("pool", "cls") != "cls":
-            raise ValueError(f"{name} (convolutional stem / mean pooling) has no torchvision reference; "
-                             f"the references cover the plain ViT presets (stem='patch', pool='cls')")
+            raise ValueError(
+                f"{name} (convolutional stem / mean pooling) has no torchvision reference; "
+                f"the references cover the plain ViT presets (stem='patch', pool='cls')"
+            )
         return tvm.VisionTransformer(
             image_size=img_size,
             patch_size=kw["patch_size"],

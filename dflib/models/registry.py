@@ -32,13 +32,20 @@ class Preset:
 
 
 def _sqnxt(version: str, width_scale: float) -> Preset:
-    return Preset(SqueezeNeXt, {"version": version, "width_scale": width_scale},
-                  description=f"{width_scale:g}-SqNxt-{version} (Gholami et al. 2018)")
+    return Preset(
+        SqueezeNeXt,
+        {"version": version, "width_scale": width_scale},
+        description=f"{width_scale:g}-SqNxt-{version} (Gholami et al. 2018)",
+    )
 
 
 def _vit(dim: int, depth: int, heads: int, patch: int = 16, img_size: int = 224, what: str = "") -> Preset:
-    return Preset(ViT, {"patch_size": patch, "embed_dim": dim, "depth": depth, "num_heads": heads},
-                  img_size=img_size, description=what)
+    return Preset(
+        ViT,
+        {"patch_size": patch, "embed_dim": dim, "depth": depth, "num_heads": heads},
+        img_size=img_size,
+        description=what,
+    )
 
 
 PRESETS: dict[str, Preset] = {
@@ -50,21 +57,32 @@ PRESETS: dict[str, Preset] = {
     "sqnxt23v5_w2": _sqnxt("23v5", 2.0),
     "resnet18": Preset(ResNet, {"block": "basic", "layers": (2, 2, 2, 2)}, description="ResNet-18 (He et al. 2016)"),
     "resnet34": Preset(ResNet, {"block": "basic", "layers": (3, 4, 6, 3)}, description="ResNet-34 (He et al. 2016)"),
-    "resnet50": Preset(ResNet, {"block": "bottleneck", "layers": (3, 4, 6, 3)},
-                       description="ResNet-50 (He et al. 2016)"),
-    "resnet18_w32": Preset(ResNet, {"block": "basic", "layers": (2, 2, 2, 2), "width": 32},
-                           description="ResNet-18 at half width (CPU-friendly)"),
-    "resnet18_w16": Preset(ResNet, {"block": "basic", "layers": (2, 2, 2, 2), "width": 16},
-                           description="ResNet-18 at quarter width (CPU-friendly)"),
+    "resnet50": Preset(
+        ResNet, {"block": "bottleneck", "layers": (3, 4, 6, 3)}, description="ResNet-50 (He et al. 2016)"
+    ),
+    "resnet18_w32": Preset(
+        ResNet,
+        {"block": "basic", "layers": (2, 2, 2, 2), "width": 32},
+        description="ResNet-18 at half width (CPU-friendly)",
+    ),
+    "resnet18_w16": Preset(
+        ResNet,
+        {"block": "basic", "layers": (2, 2, 2, 2), "width": 16},
+        description="ResNet-18 at quarter width (CPU-friendly)",
+    ),
     "vit_tiny_patch16_224": _vit(192, 12, 3, what="ViT-Ti/16 (Touvron et al. 2021 sizes)"),
     "vit_small_patch16_224": _vit(384, 12, 6, what="ViT-S/16"),
     "vit_base_patch16_224": _vit(768, 12, 12, what="ViT-B/16 (Dosovitskiy et al. 2021)"),
-    "vit_face_p8_128": _vit(192, 6, 3, patch=8, img_size=128,
-                            what="small ViT for 128 px faces: 8 px patches (16x16 grid), 6 blocks"),
-    "vit_face_conv_128": Preset(ViT, {"patch_size": 16, "embed_dim": 96, "depth": 4, "num_heads": 3,
-                                      "stem": "conv", "pool": "mean"}, img_size=128,
-                                description="narrow 4-block ViT for 128 px faces: convolutional stem (8x8 grid "
-                                            "of 16 px tokens) and mean pooling; trains from scratch on small data"),
+    "vit_face_p8_128": _vit(
+        192, 6, 3, patch=8, img_size=128, what="small ViT for 128 px faces: 8 px patches (16x16 grid), 6 blocks"
+    ),
+    "vit_face_conv_128": Preset(
+        ViT,
+        {"patch_size": 16, "embed_dim": 96, "depth": 4, "num_heads": 3, "stem": "conv", "pool": "mean"},
+        img_size=128,
+        description="narrow 4-block ViT for 128 px faces: convolutional stem (8x8 grid "
+        "of 16 px tokens) and mean pooling; trains from scratch on small data",
+    ),
 }
 
 
@@ -107,8 +125,10 @@ def create_model(name: str, num_classes: int = 1, img_size: int | None = None, *
         raise ValueError(f"model {name!r} has no option(s) {unknown}; valid overrides: {', '.join(valid)}")
     size = preset.img_size if img_size is None else img_size
     if not isinstance(size, int) or isinstance(size, bool) or not MIN_IMG_SIZE <= size <= MAX_IMG_SIZE:
-        raise ValueError(f"img_size must be a whole number of pixels from {MIN_IMG_SIZE} to {MAX_IMG_SIZE} "
-                         f"(--img-size), got {img_size!r}")
+        raise ValueError(
+            f"img_size must be a whole number of pixels from {MIN_IMG_SIZE} to {MAX_IMG_SIZE} "
+            f"(--img-size), got {img_size!r}"
+        )
     kwargs = {**preset.kwargs, **overrides}
     if "img_size" in inspect.signature(preset.cls.__init__).parameters:
         kwargs["img_size"] = size
@@ -133,9 +153,11 @@ def _check_size(name: str, num_classes: int, kwargs: dict[str, Any], overrides: 
         return  # the real construction below reports the bad option
     n = sum(p.numel() for p in probe.parameters())
     if n > MAX_PARAMETERS:
-        raise ValueError(f"model {name!r} with {overrides or 'its preset options'} would have {n:,} parameters, "
-                         f"more than the {MAX_PARAMETERS:,} dflib builds (it would need {4 * n / 2**30:.0f} GB "
-                         f"for the weights alone); choose smaller options (e.g. --model-arg width=32)")
+        raise ValueError(
+            f"model {name!r} with {overrides or 'its preset options'} would have {n:,} parameters, "
+            f"more than the {MAX_PARAMETERS:,} dflib builds (it would need {4 * n / 2**30:.0f} GB "
+            f"for the weights alone); choose smaller options (e.g. --model-arg width=32)"
+        )
 
 
 # ViT-L/16 has 304 M parameters; a detector beyond this is a typo (width=100000), not a plan.
@@ -147,5 +169,6 @@ def create_model_from_config(config: dict[str, Any]) -> Detector:
     missing = {"name", "num_classes", "img_size"} - set(config)
     if missing:
         raise ValueError(f"model config lacks {sorted(missing)}; expected keys name, num_classes, img_size, overrides")
-    return create_model(config["name"], num_classes=config["num_classes"], img_size=config["img_size"],
-                        **config.get("overrides", {}))
+    return create_model(
+        config["name"], num_classes=config["num_classes"], img_size=config["img_size"], **config.get("overrides", {})
+    )

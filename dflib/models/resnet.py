@@ -105,8 +105,9 @@ class Bottleneck(nn.Module):
 BLOCKS: dict[str, type[BasicBlock] | type[Bottleneck]] = {"basic": BasicBlock, "bottleneck": Bottleneck}
 
 
-def make_stage(block_cls: type[BasicBlock] | type[Bottleneck], in_channels: int, channels: int, n_blocks: int,
-               stride: int) -> nn.Sequential:
+def make_stage(
+    block_cls: type[BasicBlock] | type[Bottleneck], in_channels: int, channels: int, n_blocks: int, stride: int
+) -> nn.Sequential:
     """``n_blocks`` blocks of width ``channels``; only the first one strides and changes the channel count."""
     out_channels = channels * block_cls.expansion
     blocks = [block_cls(in_channels, channels, stride)]

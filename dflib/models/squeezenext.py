@@ -76,9 +76,7 @@ class SqueezeNeXtUnit(nn.Module):
         self.conv1x3 = ConvBNReLU(mid // 2, mid, (1, 3), padding=(0, 1))
         self.conv3x1 = ConvBNReLU(mid, mid, (3, 1), padding=(1, 0))
         self.expand = ConvBNReLU(mid, out_channels, 1)
-        self.shortcut: nn.Module = (
-            ConvBNReLU(in_channels, out_channels, 1, stride=stride) if project else nn.Identity()
-        )
+        self.shortcut: nn.Module = ConvBNReLU(in_channels, out_channels, 1, stride=stride) if project else nn.Identity()
         self.relu = nn.ReLU(inplace=True)
 
     def residual(self, x: torch.Tensor) -> torch.Tensor:

@@ -57,13 +57,16 @@ def conv_stem(in_channels: int, embed_dim: int, patch_size: int) -> nn.Sequentia
     CNN has built in, and makes ViTs train far more easily on small data.
     """
     steps = patch_size.bit_length() - 1
-    if patch_size < 2 or 2 ** steps != patch_size:
+    if patch_size < 2 or 2**steps != patch_size:
         raise ValueError(f"stem='conv' needs a power-of-two patch_size >= 2, got {patch_size}")
     layers: list[nn.Module] = []
     widths = [max(16, embed_dim // 2 ** (steps - 1 - i)) for i in range(steps)]  # ..., D/4, D/2, D
     for out_channels in widths:  # the i-th stride-2 conv gives (N, out_channels, H/2^i, W/2^i)
-        layers += [nn.Conv2d(in_channels, out_channels, 3, stride=2, padding=1, bias=False),
-                   nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True)]
+        layers += [
+            nn.Conv2d(in_channels, out_channels, 3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+        ]
         in_channels = out_channels
     layers.append(nn.Conv2d(in_channels, embed_dim, 1))  # (N, D, H/P, W/P)
     return nn.Sequential(*layers)
@@ -77,18 +80,29 @@ class PatchEmbedding(nn.Module):
     (:func:`conv_stem`).
     """
 
-    def __init__(self, img_size: int, patch_size: int, in_channels: int, embed_dim: int, drop_rate: float = 0.0,
-                 stem: str = "patch") -> None:
+    def __init__(
+        self,
+        img_size: int,
+        patch_size: int,
+        in_channels: int,
+        embed_dim: int,
+        drop_rate: float = 0.0,
+        stem: str = "patch",
+    ) -> None:
         super().__init__()
         if img_size < patch_size:
             raise ValueError(f"img_size ({img_size}) must be at least patch_size ({patch_size})")
         if stem not in ("patch", "conv"):
-            raise ValueError("stem must be 'patch' (one linear map per patch) or 'conv' (early convolutions), "
-                             f"got {stem!r}")
+            raise ValueError(
+                f"stem must be 'patch' (one linear map per patch) or 'conv' (early convolutions), got {stem!r}"
+            )
         self.patch_size = patch_size
         self.grid = img_size // patch_size
-        self.proj: nn.Module = (nn.Conv2d(in_channels, embed_dim, kernel_size=patch_size, stride=patch_size)
-                                if stem == "patch" else conv_stem(in_channels, embed_dim, patch_size))
+        self.proj: nn.Module = (
+            nn.Conv2d(in_channels, embed_dim, kernel_size=patch_size, stride=patch_size)
+            if stem == "patch"
+            else conv_stem(in_channels, embed_dim, patch_size)
+        )
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, 1 + self.grid * self.grid, embed_dim))
         self.drop = nn.Dropout(drop_rate)
@@ -131,9 +145,7 @@ class MultiHeadSelfAttention(nn.Module):
         self.proj_drop = nn.Dropout(proj_drop)
         self.attn_probe = nn.Identity()  # hook point: sees the (N, heads, T, T) weights when they are asked for
 
-    def forward(
-        self, x: torch.Tensor, need_weights: bool = False
-    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, need_weights: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """``(N, T, D) -> (N, T, D)``; with ``need_weights=True`` also the ``(N, heads, T, T)`` softmax
         weights (row i: how query token i spreads its attention over the keys; rows sum to 1)."""
         n, length, dim = x.shape
@@ -168,17 +180,16 @@ class MLP(nn.Module):
 class EncoderBlock(nn.Module):
     """Pre-norm Transformer block (eqs. 2-3 of the paper): x + MSA(LN(x)), then x + MLP(LN(x))."""
 
-    def __init__(self, embed_dim: int, num_heads: int, mlp_ratio: float = 4.0, drop: float = 0.0,
-                 attn_drop: float = 0.0) -> None:
+    def __init__(
+        self, embed_dim: int, num_heads: int, mlp_ratio: float = 4.0, drop: float = 0.0, attn_drop: float = 0.0
+    ) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(embed_dim, eps=1e-6)
         self.attn = MultiHeadSelfAttention(embed_dim, num_heads, attn_drop, drop)
         self.norm2 = nn.LayerNorm(embed_dim, eps=1e-6)
         self.mlp = MLP(embed_dim, int(embed_dim * mlp_ratio), drop)
 
-    def forward(
-        self, x: torch.Tensor, need_weights: bool = False
-    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, need_weights: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """``(N, T, D) -> (N, T, D)``; with ``need_weights=True`` also the ``(N, heads, T, T)`` attention."""
         if need_weights:
             attended, weights = self.attn(self.norm1(x), need_weights=True)
@@ -208,7 +219,7 @@ class TokenMeanPool(nn.Module):
         self.num_prefix_tokens = num_prefix_tokens
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x[:, self.num_prefix_tokens:].mean(dim=1)
+        return x[:, self.num_prefix_tokens :].mean(dim=1)
 
 
 class ViT(Detector):
@@ -244,8 +255,13 @@ class ViT(Detector):
         pool: str = "cls",
     ) -> None:
         super().__init__(num_classes)
-        for name, value in {"img_size": img_size, "patch_size": patch_size, "embed_dim": embed_dim,
-                            "depth": depth, "num_heads": num_heads}.items():
+        for name, value in {
+            "img_size": img_size,
+            "patch_size": patch_size,
+            "embed_dim": embed_dim,
+            "depth": depth,
+            "num_heads": num_heads,
+        }.items():
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         self.patch_size = patch_size
@@ -258,8 +274,9 @@ class ViT(Detector):
         if pool not in ("cls", "mean"):
             raise ValueError(f"pool must be 'cls' (class token) or 'mean' (average of patch tokens), got {pool!r}")
         self.pool_type = pool
-        self.pool = nn.Sequential(ClassTokenPool() if pool == "cls" else TokenMeanPool(self.num_prefix_tokens),
-                                  nn.Dropout(drop_rate))
+        self.pool = nn.Sequential(
+            ClassTokenPool() if pool == "cls" else TokenMeanPool(self.num_prefix_tokens), nn.Dropout(drop_rate)
+        )
         self.head = nn.Linear(embed_dim, num_classes)
         self._init_weights()
 

@@ -15,21 +15,52 @@ image), in the class colours where classes are shown; curves and image panels ar
 Import the figures from here: ``from dflib import plots; plots.roc_curves(...)``.
 """
 
-from dflib.plots.architectures import (attention_overlay, gradient_norm_bars, loss_curve, patch_grid,
-                                       pos_embed_similarity_map)
+from dflib.plots.architectures import (
+    attention_overlay,
+    gradient_norm_bars,
+    loss_curve,
+    patch_grid,
+    pos_embed_similarity_map,
+)
 from dflib.plots.common import CLASS_COLORS, CLASSES, as_hwc, image_grid, save_figure
 from dflib.plots.data import class_balance, feature_histograms, spectra
-from dflib.plots.evaluation import (confusion_matrices, degradation_examples, mistake_gallery, per_method_bars,
-                                    pr_curves, reliability_diagrams, robustness_curves, roc_curves)
+from dflib.plots.evaluation import (
+    confusion_matrices,
+    degradation_examples,
+    mistake_gallery,
+    per_method_bars,
+    pr_curves,
+    reliability_diagrams,
+    robustness_curves,
+    roc_curves,
+)
 from dflib.plots.inference import face_boxes, prediction_grid
 from dflib.plots.training import compare_runs, training_curves
 
 __all__ = [
-    "CLASS_COLORS", "CLASSES", "as_hwc", "image_grid", "save_figure",
-    "class_balance", "feature_histograms", "spectra",
-    "attention_overlay", "gradient_norm_bars", "loss_curve", "patch_grid", "pos_embed_similarity_map",
-    "compare_runs", "training_curves",
-    "confusion_matrices", "degradation_examples", "mistake_gallery", "per_method_bars", "pr_curves",
-    "reliability_diagrams", "robustness_curves", "roc_curves",
-    "face_boxes", "prediction_grid",
+    "CLASS_COLORS",
+    "CLASSES",
+    "as_hwc",
+    "image_grid",
+    "save_figure",
+    "class_balance",
+    "feature_histograms",
+    "spectra",
+    "attention_overlay",
+    "gradient_norm_bars",
+    "loss_curve",
+    "patch_grid",
+    "pos_embed_similarity_map",
+    "compare_runs",
+    "training_curves",
+    "confusion_matrices",
+    "degradation_examples",
+    "mistake_gallery",
+    "per_method_bars",
+    "pr_curves",
+    "reliability_diagrams",
+    "robustness_curves",
+    "roc_curves",
+    "face_boxes",
+    "prediction_grid",
 ]

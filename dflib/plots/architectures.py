@@ -3,7 +3,7 @@ patches, position embeddings and attention maps."""
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -14,8 +14,12 @@ import torch
 from dflib.plots.common import as_hwc
 
 
-def loss_curve(losses: Sequence[float] | Mapping[str, Sequence[float]], title: str = "Overfitting one batch",
-               xlabel: str = "optimisation step", ylabel: str = "BCE loss (log scale)") -> plt.Figure:
+def loss_curve(
+    losses: Sequence[float] | Mapping[str, Sequence[float]],
+    title: str = "Overfitting one batch",
+    xlabel: str = "optimisation step",
+    ylabel: str = "BCE loss (log scale)",
+) -> plt.Figure:
     """One loss per step on a log axis (so "goes to ~0" is visible as a straight drop); pass a
     mapping ``label -> losses`` to compare several runs in one panel."""
     fig, ax = plt.subplots(figsize=(6, 3.2))
@@ -31,30 +35,45 @@ def loss_curve(losses: Sequence[float] | Mapping[str, Sequence[float]], title: s
     return fig
 
 
-def gradient_norm_bars(norms: Mapping[str, pd.DataFrame], column: str = "grad_rms",
-                       title: str = "Gradient per stage at initialisation") -> plt.Figure:
+def gradient_norm_bars(
+    norms: Mapping[str, pd.DataFrame], column: str = "grad_rms", title: str = "Gradient per stage at initialisation"
+) -> plt.Figure:
     """Grouped bars (log scale) of per-stage gradient sizes, one group per variant (e.g. with /
     without shortcuts); ``norms`` maps a label to a :func:`dflib.models.diagnostics.gradient_norms` table."""
     stages = list(next(iter(norms.values()))["stage"])
     tidy = pd.concat([t[["stage", column]].assign(variant=lab) for lab, t in norms.items()], ignore_index=True)
     fig, ax = plt.subplots(figsize=(7.5, 3.4))
-    sns.barplot(data=tidy, x="stage", y=column, hue="variant", order=stages, hue_order=list(norms),
-                saturation=1, errorbar=None, ax=ax)  # saturation 1: the colours as given, not muted
+    sns.barplot(
+        data=tidy,
+        x="stage",
+        y=column,
+        hue="variant",
+        order=stages,
+        hue_order=list(norms),
+        saturation=1,
+        errorbar=None,
+        ax=ax,
+    )  # saturation 1: the colours as given, not muted
     ax.set_yscale("log")
-    ax.set(title=title, xlabel="stage (input -> output)",
-           ylabel="RMS gradient per weight (log)" if column == "grad_rms" else column)
+    ax.set(
+        title=title,
+        xlabel="stage (input -> output)",
+        ylabel="RMS gradient per weight (log)" if column == "grad_rms" else column,
+    )
     ax.grid(alpha=0.3, axis="y", which="both")
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 
 
-def patch_grid(patches: torch.Tensor, grid: tuple[int, int], title: str = "The image as a grid of patches",
-               size: float = 5.0) -> plt.Figure:
+def patch_grid(
+    patches: torch.Tensor, grid: tuple[int, int], title: str = "The image as a grid of patches", size: float = 5.0
+) -> plt.Figure:
     """Show ``(gh*gw, C, P, P)`` patches (see :func:`dflib.models.diagnostics.patchify`) with gaps, row by row."""
     gh, gw = grid
-    fig, axes = plt.subplots(gh, gw, figsize=(size, size * gh / gw + 0.4), squeeze=False,
-                             gridspec_kw={"wspace": 0.06, "hspace": 0.06})
+    fig, axes = plt.subplots(
+        gh, gw, figsize=(size, size * gh / gw + 0.4), squeeze=False, gridspec_kw={"wspace": 0.06, "hspace": 0.06}
+    )
     for k, ax in enumerate(axes.ravel()):
         ax.imshow(as_hwc(patches[k]))
         ax.set_xticks([])
@@ -73,7 +92,7 @@ def pos_embed_similarity_map(sim: torch.Tensor, title: str = "Position-embedding
     for i in range(gh):
         for j in range(gw):
             r, c = i * (gh + pad), j * (gw + pad)
-            mosaic[r:r + gh, c:c + gw] = s[i, j]
+            mosaic[r : r + gh, c : c + gw] = s[i, j]
     fig, ax = plt.subplots(figsize=(6, 5.4))
     im = ax.imshow(mosaic, cmap="viridis", vmin=-1, vmax=1)
     ticks = np.arange(gh) * (gh + pad) + gh / 2 - 0.5
@@ -85,8 +104,14 @@ def pos_embed_similarity_map(sim: torch.Tensor, title: str = "Position-embedding
     return fig
 
 
-def attention_overlay(images: Sequence, maps: torch.Tensor, titles: Sequence[str] | None = None,
-                      title: str = "Class-token attention", ncols: int = 4, size: float = 2.4) -> plt.Figure:
+def attention_overlay(
+    images: Sequence,
+    maps: torch.Tensor,
+    titles: Sequence[str] | None = None,
+    title: str = "Class-token attention",
+    ncols: int = 4,
+    size: float = 2.4,
+) -> plt.Figure:
     """Each image with its ``(gh, gw)`` attention map upsampled (nearest: one block per patch) on top."""
     n = len(images)
     nrows = max(1, int(np.ceil(n / ncols)))
@@ -98,8 +123,13 @@ def attention_overlay(images: Sequence, maps: torch.Tensor, titles: Sequence[str
         ax = axes.ravel()[k]
         ax.imshow(img)
         m = maps[k].detach().cpu().numpy()
-        ax.imshow(m, cmap="inferno", alpha=0.55, extent=(-0.5, img.shape[1] - 0.5, img.shape[0] - 0.5, -0.5),
-                  interpolation="nearest")
+        ax.imshow(
+            m,
+            cmap="inferno",
+            alpha=0.55,
+            extent=(-0.5, img.shape[1] - 0.5, img.shape[0] - 0.5, -0.5),
+            interpolation="nearest",
+        )
         if titles is not None:
             ax.set_title(titles[k], fontsize=8)
     fig.suptitle(f"{title} (brighter = more attention)")

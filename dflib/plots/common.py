@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -24,7 +24,7 @@ def save_figure(fig: plt.Figure, path: str | os.PathLike | None, dpi: int = 110)
 
 
 def as_hwc(img) -> np.ndarray:
-    """An image as an HxWxC array for ``imshow``: PIL images, arrays and CxHxW tensors (float ones clamped to [0, 1])."""
+    """An image as an HxWxC array for ``imshow``: PIL images, arrays, CxHxW tensors (floats clamped to [0, 1])."""
     if isinstance(img, torch.Tensor):
         img = img.detach().cpu()
         if img.dtype.is_floating_point:
@@ -33,8 +33,13 @@ def as_hwc(img) -> np.ndarray:
     return np.asarray(img)
 
 
-def image_grid(images: Sequence, titles: Sequence[str] | None = None, ncols: int = 6,
-               size: float = 1.9, suptitle: str | None = None) -> plt.Figure:
+def image_grid(
+    images: Sequence,
+    titles: Sequence[str] | None = None,
+    ncols: int = 6,
+    size: float = 1.9,
+    suptitle: str | None = None,
+) -> plt.Figure:
     """Show images (PIL, HxWx3 arrays, or CxHxW tensors) in a grid with small titles."""
     n = len(images)
     nrows = max(1, int(np.ceil(n / ncols)))

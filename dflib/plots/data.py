@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -18,8 +18,19 @@ def class_balance(counts: Mapping[str, Mapping[str, int]], title: str = "Images 
     wide = pd.DataFrame(counts).T[CLASSES]
     tidy = wide.rename_axis("split").reset_index().melt(id_vars="split", var_name="class", value_name="images")
     fig, ax = plt.subplots(figsize=(6, 3.2))
-    sns.barplot(data=tidy, x="split", y="images", hue="class", order=list(wide.index), hue_order=CLASSES,
-                palette=CLASS_COLORS, saturation=1, errorbar=None, width=0.76, ax=ax)
+    sns.barplot(
+        data=tidy,
+        x="split",
+        y="images",
+        hue="class",
+        order=list(wide.index),
+        hue_order=CLASSES,
+        palette=CLASS_COLORS,
+        saturation=1,
+        errorbar=None,
+        width=0.76,
+        ax=ax,
+    )
     for bars in ax.containers:
         ax.bar_label(bars, fmt="{:,.0f}", fontsize=8)
     ax.set(xlabel=None, ylabel="images", title=title)
@@ -38,17 +49,27 @@ def feature_histograms(stats: pd.DataFrame, columns: Mapping[str, str]) -> plt.F
     """
     fig, axes = plt.subplots(1, len(columns), figsize=(4.2 * len(columns), 3.2), squeeze=False)
     for ax, (col, label) in zip(axes[0], columns.items()):
-        sns.histplot(data=stats, x=col, hue="class", hue_order=CLASSES, palette=CLASS_COLORS,
-                     bins=np.histogram_bin_edges(stats[col], bins=30), stat="density", common_norm=False,
-                     alpha=0.55, ax=ax)
+        sns.histplot(
+            data=stats,
+            x=col,
+            hue="class",
+            hue_order=CLASSES,
+            palette=CLASS_COLORS,
+            bins=np.histogram_bin_edges(stats[col], bins=30),
+            stat="density",
+            common_norm=False,
+            alpha=0.55,
+            ax=ax,
+        )
         ax.set(xlabel=label, ylabel="density", title=f"{label}: real vs fake")
         ax.get_legend().set_title(None)
     fig.tight_layout()
     return fig
 
 
-def spectra(groups: Mapping[str, SpectrumStats], reference: str = "real",
-            title: str = "Average frequency spectra") -> plt.Figure:
+def spectra(
+    groups: Mapping[str, SpectrumStats], reference: str = "real", title: str = "Average frequency spectra"
+) -> plt.Figure:
     """Radial profiles of every group, and each group's 2-D mean log spectrum minus the reference's."""
     ref = groups[reference]
     others = [k for k in groups if k != reference]
@@ -65,8 +86,9 @@ def spectra(groups: Mapping[str, SpectrumStats], reference: str = "real",
     lim = max((np.abs(groups[k].mean2d - ref.mean2d).max() for k in others), default=1.0)
     for i, name in enumerate(others):
         a = fig.add_subplot(grid[0, 1 + i])
-        im = a.imshow(groups[name].mean2d - ref.mean2d, cmap="RdBu_r", vmin=-lim, vmax=lim,
-                      extent=(-0.5, 0.5, 0.5, -0.5))
+        im = a.imshow(
+            groups[name].mean2d - ref.mean2d, cmap="RdBu_r", vmin=-lim, vmax=lim, extent=(-0.5, 0.5, 0.5, -0.5)
+        )
         a.set_title(f"{name} − {reference}", fontsize=9)
         a.set_xlabel("fx (cycles/px)", fontsize=8)
         a.tick_params(labelsize=7)

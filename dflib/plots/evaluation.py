@@ -7,7 +7,7 @@ Curves take ``{model name: (labels, scores)}``, scores being P(fake) with fake =
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -28,8 +28,12 @@ def _need(curves: Mapping, what: str) -> None:
         raise ValueError(f"{what} needs at least one model: pass {{name: (labels, scores)}}")
 
 
-def roc_curves(curves: Curves, thresholds: Mapping[str, float] | None = None, log_fpr: bool = False,
-               title: str = "ROC curves on Test") -> plt.Figure:
+def roc_curves(
+    curves: Curves,
+    thresholds: Mapping[str, float] | None = None,
+    log_fpr: bool = False,
+    title: str = "ROC curves on Test",
+) -> plt.Figure:
     """Overlaid ROC curves (legend: ROC-AUC); ``thresholds`` marks each model's operating point."""
     _need(curves, "roc_curves")
     fig, ax = plt.subplots(figsize=(5.4, 4.6))
@@ -40,15 +44,26 @@ def roc_curves(curves: Curves, thresholds: Mapping[str, float] | None = None, lo
         if thresholds and name in thresholds:
             y, s = check_scores(labels, scores)
             pred = s >= thresholds[name]
-            ax.plot(pred[y == 0].mean(), pred[y == 1].mean(), "o", color=line.get_color(), ms=7,
-                    markeredgecolor="black", label=f"{name} @ threshold {thresholds[name]:.2f}")
+            ax.plot(
+                pred[y == 0].mean(),
+                pred[y == 1].mean(),
+                "o",
+                color=line.get_color(),
+                ms=7,
+                markeredgecolor="black",
+                label=f"{name} @ threshold {thresholds[name]:.2f}",
+            )
     if log_fpr:
         ax.set_xscale("log")
         ax.set_xlim(1e-3, 1)
     else:
         ax.plot([0, 1], [0, 1], ls=":", color="grey", label="chance")
-    ax.set(title=title, xlabel="false-positive rate (reals flagged as fake)",
-           ylabel="true-positive rate (fakes caught)", ylim=(0, 1.01))
+    ax.set(
+        title=title,
+        xlabel="false-positive rate (reals flagged as fake)",
+        ylabel="true-positive rate (fakes caught)",
+        ylim=(0, 1.01),
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
@@ -68,16 +83,24 @@ def pr_curves(curves: Curves, title: str = "Precision-recall curves on Test (fak
         ax.step(rec, prec, where="post", lw=1.8, label=f"{name} (AP {ap:.3f})")
         prevalence = y.mean()
     ax.axhline(prevalence, ls=":", color="grey", label=f"chance ({prevalence:.0%} fakes)")
-    ax.set(title=title, xlabel="recall (share of fakes caught)", ylabel="precision (share of flagged that are fake)",
-           xlim=(0, 1.01), ylim=(0, 1.02))
+    ax.set(
+        title=title,
+        xlabel="recall (share of fakes caught)",
+        ylabel="precision (share of flagged that are fake)",
+        xlim=(0, 1.01),
+        ylim=(0, 1.02),
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower left")
     fig.tight_layout()
     return fig
 
 
-def confusion_matrices(matrices: Mapping[str, Sequence[Sequence[int]]], title: str = "Confusion matrices on Test",
-                       thresholds: Mapping[str, float] | None = None) -> plt.Figure:
+def confusion_matrices(
+    matrices: Mapping[str, Sequence[Sequence[int]]],
+    title: str = "Confusion matrices on Test",
+    thresholds: Mapping[str, float] | None = None,
+) -> plt.Figure:
     """Side-by-side ``[[TN, FP], [FN, TP]]`` matrices; cells show counts and the share of their true class."""
     _need(matrices, "confusion_matrices")
     n = len(matrices)
@@ -88,9 +111,22 @@ def confusion_matrices(matrices: Mapping[str, Sequence[Sequence[int]]], title: s
             raise ValueError(f"confusion matrix of {name!r} must be 2x2 [[TN, FP], [FN, TP]], got shape {m.shape}")
         share = m / np.maximum(m.sum(axis=1, keepdims=True), 1)  # colour: the share of the row's true class
         cells = [[f"{m[i, j]:,}\n{share[i, j]:.1%}" for j in range(2)] for i in range(2)]
-        sns.heatmap(share, annot=np.array(cells), fmt="", annot_kws={"fontsize": 9}, cmap="Blues", vmin=0, vmax=1,
-                    cbar=False, square=True, linewidths=1, linecolor="white", xticklabels=CLASSES,
-                    yticklabels=CLASSES, ax=ax)
+        sns.heatmap(
+            share,
+            annot=np.array(cells),
+            fmt="",
+            annot_kws={"fontsize": 9},
+            cmap="Blues",
+            vmin=0,
+            vmax=1,
+            cbar=False,
+            square=True,
+            linewidths=1,
+            linecolor="white",
+            xticklabels=CLASSES,
+            yticklabels=CLASSES,
+            ax=ax,
+        )
         ax.tick_params(axis="y", labelrotation=0)
         ax.set(xlabel="predicted", ylabel="true")
         sub = f"\nthreshold {thresholds[name]:.3f}" if thresholds and name in thresholds else ""
@@ -100,8 +136,11 @@ def confusion_matrices(matrices: Mapping[str, Sequence[Sequence[int]]], title: s
     return fig
 
 
-def reliability_diagrams(panels: Mapping[str, tuple[Sequence[int], Mapping[str, Sequence[float]]]],
-                         n_bins: int = 15, title: str = "Calibration on Test") -> plt.Figure:
+def reliability_diagrams(
+    panels: Mapping[str, tuple[Sequence[int], Mapping[str, Sequence[float]]]],
+    n_bins: int = 15,
+    title: str = "Calibration on Test",
+) -> plt.Figure:
     """One panel per model: observed share of fakes vs mean P(fake) per bin, one line per score set.
 
     ``panels`` maps model -> ``(labels, {"before": scores, "after T=2.1": scores})``; the legend
@@ -109,8 +148,9 @@ def reliability_diagrams(panels: Mapping[str, tuple[Sequence[int], Mapping[str, 
     """
     _need(panels, "reliability_diagrams")
     n = len(panels)
-    fig, axes = plt.subplots(2, n, figsize=(4.2 * n, 5.0), squeeze=False, sharex=True,
-                             gridspec_kw={"height_ratios": [3, 1]})
+    fig, axes = plt.subplots(
+        2, n, figsize=(4.2 * n, 5.0), squeeze=False, sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
     for k, (name, (labels, sets)) in enumerate(panels.items()):
         ax, hist = axes[0, k], axes[1, k]
         ax.plot([0, 1], [0, 1], ls=":", color="grey", label="perfect calibration")
@@ -130,8 +170,9 @@ def reliability_diagrams(panels: Mapping[str, tuple[Sequence[int], Mapping[str, 
     return fig
 
 
-def robustness_curves(df: pd.DataFrame, metric: str = "roc_auc",
-                      title: str = "Robustness: ROC-AUC under degradations") -> plt.Figure:
+def robustness_curves(
+    df: pd.DataFrame, metric: str = "roc_auc", title: str = "Robustness: ROC-AUC under degradations"
+) -> plt.Figure:
     """One panel per degradation, one line per model (from :func:`dflib.evaluation.robustness.robustness_sweep`).
 
     The dashed line of each model's colour is its score on clean images. Axes run from mild to
@@ -165,8 +206,11 @@ def robustness_curves(df: pd.DataFrame, metric: str = "roc_auc",
     return fig
 
 
-def per_method_bars(tables: Mapping[str, pd.DataFrame] | pd.DataFrame, metric: str = "roc_auc",
-                    title: str = "Per manipulation: each method's fakes vs all reals") -> plt.Figure:
+def per_method_bars(
+    tables: Mapping[str, pd.DataFrame] | pd.DataFrame,
+    metric: str = "roc_auc",
+    title: str = "Per manipulation: each method's fakes vs all reals",
+) -> plt.Figure:
     """Grouped bars, one group per manipulation and one bar per model (from ``per_method_metrics``);
     the held-out method (never seen in training) is marked."""
     if isinstance(tables, pd.DataFrame):
@@ -176,13 +220,26 @@ def per_method_bars(tables: Mapping[str, pd.DataFrame] | pd.DataFrame, metric: s
     methods = list(dict.fromkeys(tidy["method"]))
     held = {m for t in tables.values() for m, h in zip(t["method"], t.get("held_out", [False] * len(t))) if h}
     fig, ax = plt.subplots(figsize=(1.5 * len(methods) + 2.5, 3.6))
-    sns.barplot(data=tidy, x="method", y=metric, hue="model", order=methods, hue_order=list(tables),
-                saturation=1, errorbar=None, ax=ax)  # saturation 1: the colours as given, not muted
+    sns.barplot(
+        data=tidy,
+        x="method",
+        y=metric,
+        hue="model",
+        order=methods,
+        hue_order=list(tables),
+        saturation=1,
+        errorbar=None,
+        ax=ax,
+    )  # saturation 1: the colours as given, not muted
     for bars in ax.containers:
         ax.bar_label(bars, fmt="{:.2f}", fontsize=7)
     ax.set_xticks(range(len(methods)), [f"{m}\n(held out)" if m in held else m for m in methods])
-    ax.set(title=title, xlabel=None, ylim=(0, 1.25),
-           ylabel={"roc_auc": "ROC-AUC", "recall": "recall at threshold"}.get(metric, metric))
+    ax.set(
+        title=title,
+        xlabel=None,
+        ylim=(0, 1.25),
+        ylabel={"roc_auc": "ROC-AUC", "recall": "recall at threshold"}.get(metric, metric),
+    )
     if metric == "roc_auc":
         ax.axhline(0.5, ls=":", color="grey")
     ax.grid(alpha=0.3, axis="y")
@@ -191,8 +248,14 @@ def per_method_bars(tables: Mapping[str, pd.DataFrame] | pd.DataFrame, metric: s
     return fig
 
 
-def mistake_gallery(images: Sequence, scores: Sequence[float], labels: Sequence[int], threshold: float = 0.5,
-                    ncols: int = 6, title: str = "Most confident mistakes") -> plt.Figure:
+def mistake_gallery(
+    images: Sequence,
+    scores: Sequence[float],
+    labels: Sequence[int],
+    threshold: float = 0.5,
+    ncols: int = 6,
+    title: str = "Most confident mistakes",
+) -> plt.Figure:
     """Images (PIL, H x W x 3 arrays or 3 x H x W tensors in [0, 1]) with their P(fake) and true class."""
     n = len(images)
     if n == 0:
@@ -209,15 +272,18 @@ def mistake_gallery(images: Sequence, scores: Sequence[float], labels: Sequence[
         ax = axes.ravel()[i]
         ax.imshow(as_hwc(images[i]))
         truth = "fake" if int(labels[i]) == 1 else "real"
-        ax.set_title(f"true {truth}\nP(fake) = {float(scores[i]):.3f}", fontsize=8,
-                     color=CLASS_COLORS[truth])
+        ax.set_title(f"true {truth}\nP(fake) = {float(scores[i]):.3f}", fontsize=8, color=CLASS_COLORS[truth])
     fig.suptitle(f"{title} (threshold {threshold:.3f})")
     fig.tight_layout()
     return fig
 
 
-def degradation_examples(image, levels: Mapping[str, Sequence[float]], size: float = 1.6,
-                         title: str = "One test image under each degradation") -> plt.Figure:
+def degradation_examples(
+    image,
+    levels: Mapping[str, Sequence[float]],
+    size: float = 1.6,
+    title: str = "One test image under each degradation",
+) -> plt.Figure:
     """A grid: one row per degradation, one column per level, of ``image`` (uint8 ``(3, H, W)`` or PIL)."""
     from dflib.evaluation.robustness import degrade
 

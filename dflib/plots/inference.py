@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -36,10 +36,17 @@ def _show(ax: plt.Axes, img) -> None:
     ax.imshow(arr)
 
 
-def prediction_grid(images: Sequence, names: Sequence[str], scores: Mapping[str, Sequence[float]],
-                    thresholds: Mapping[str, float], overlays: Mapping[str, Sequence] | None = None,
-                    truth: Sequence[str | None] | None = None, images_per_row: int = 2, size: float = 1.75,
-                    title: str = "Predictions and where each detector looked") -> plt.Figure:
+def prediction_grid(
+    images: Sequence,
+    names: Sequence[str],
+    scores: Mapping[str, Sequence[float]],
+    thresholds: Mapping[str, float],
+    overlays: Mapping[str, Sequence] | None = None,
+    truth: Sequence[str | None] | None = None,
+    images_per_row: int = 2,
+    size: float = 1.75,
+    title: str = "Predictions and where each detector looked",
+) -> plt.Figure:
     """One block per image: the image, then one explanation overlay per detector, each titled with
     its P(fake) and decision at its threshold (green ✓ right, red ✗ wrong when ``truth`` is known).
 
@@ -54,8 +61,12 @@ def prediction_grid(images: Sequence, names: Sequence[str], scores: Mapping[str,
     overlays = dict(overlays or {})
     if n == 0:
         raise ValueError("prediction_grid needs at least one image")
-    for what, seq in [("names", names), ("truth", truth), *[(f"scores[{k!r}]", v) for k, v in scores.items()],
-                      *[(f"overlays[{k!r}]", v) for k, v in overlays.items()]]:
+    for what, seq in [
+        ("names", names),
+        ("truth", truth),
+        *[(f"scores[{k!r}]", v) for k, v in scores.items()],
+        *[(f"overlays[{k!r}]", v) for k, v in overlays.items()],
+    ]:
         if seq is not None and len(seq) != n:
             raise ValueError(f"{what} has {len(seq)} entries for {n} images; give one per image")
     missing = [k for k in scores if k not in thresholds]
@@ -79,9 +90,17 @@ def prediction_grid(images: Sequence, names: Sequence[str], scores: Mapping[str,
     title_lines = 2 + len(listed)
     height = rows * (size + 0.17 * title_lines) + 0.5
     fig = plt.figure(figsize=(size * sum(widths), height))
-    grid = fig.add_gridspec(rows, len(widths), width_ratios=widths, wspace=0.06, hspace=0.12 * title_lines + 0.1,
-                            top=1 - (0.4 + 0.3) / height, bottom=(0.05 + 0.14 * len(listed)) / height,
-                            left=0.02, right=0.98)
+    grid = fig.add_gridspec(
+        rows,
+        len(widths),
+        width_ratios=widths,
+        wspace=0.06,
+        hspace=0.12 * title_lines + 0.1,
+        top=1 - (0.4 + 0.3) / height,
+        bottom=(0.05 + 0.14 * len(listed)) / height,
+        left=0.02,
+        right=0.98,
+    )
     for i in range(n):
         r, b = divmod(i, blocks)
         col = b * (per_block + 1)
@@ -93,8 +112,17 @@ def prediction_grid(images: Sequence, names: Sequence[str], scores: Mapping[str,
         ax.set_title(head, fontsize=8, loc="center")
         for k, key in enumerate(listed):  # detectors without a panel of their own, below the image
             text, colour = _verdict(float(scores[key][i]), thresholds[key], t)
-            ax.text(0.5, -0.04 - 0.12 * k, f"{key} (t {_num(thresholds[key])}): {text}", transform=ax.transAxes,
-                    ha="center", va="top", fontsize=7.5, color=colour, fontweight="bold")
+            ax.text(
+                0.5,
+                -0.04 - 0.12 * k,
+                f"{key} (t {_num(thresholds[key])}): {text}",
+                transform=ax.transAxes,
+                ha="center",
+                va="top",
+                fontsize=7.5,
+                color=colour,
+                fontweight="bold",
+            )
         for j, key in enumerate(panel_models):
             ax = fig.add_subplot(grid[r, col + 1 + j])
             ov = overlays[key][i]
@@ -109,9 +137,15 @@ def prediction_grid(images: Sequence, names: Sequence[str], scores: Mapping[str,
     return fig
 
 
-def face_boxes(image, boxes: Sequence[Sequence[float]], scores: Sequence[float] | Mapping[str, Sequence[float]]
-               | None = None, threshold: float | Mapping[str, float] = 0.5, crops: Sequence | None = None,
-               title: str = "Faces found, and what each detector says about them", size: float = 4.0) -> plt.Figure:
+def face_boxes(
+    image,
+    boxes: Sequence[Sequence[float]],
+    scores: Sequence[float] | Mapping[str, Sequence[float]] | None = None,
+    threshold: float | Mapping[str, float] = 0.5,
+    crops: Sequence | None = None,
+    title: str = "Faces found, and what each detector says about them",
+    size: float = 4.0,
+) -> plt.Figure:
     """The photo with each face's box (``x0, y0, x1, y1`` in its pixels), numbered as in the predictions.
 
     ``scores``: P(fake) per box, or ``{detector: P(fake) per box}``; each box is labelled with its
@@ -135,8 +169,12 @@ def face_boxes(image, boxes: Sequence[Sequence[float]], scores: Sequence[float] 
     h, w = arr.shape[:2]
     width = size * w / h
     fig = plt.figure(figsize=(width + size * 0.75 * min(n_crops, 4), size + 0.6))
-    grid = fig.add_gridspec(max(1, math.ceil(n_crops / 4)) if n_crops else 1, 1 + min(n_crops, 4),
-                            width_ratios=[width] + [size * 0.75] * min(n_crops, 4), wspace=0.08)
+    grid = fig.add_gridspec(
+        max(1, math.ceil(n_crops / 4)) if n_crops else 1,
+        1 + min(n_crops, 4),
+        width_ratios=[width] + [size * 0.75] * min(n_crops, 4),
+        wspace=0.08,
+    )
     ax = fig.add_subplot(grid[:, 0])
     _show(ax, arr)
     ax.set_xticks([]), ax.set_yticks([])
@@ -150,9 +188,15 @@ def face_boxes(image, boxes: Sequence[Sequence[float]], scores: Sequence[float] 
                 colour = WRONG if seq[k] >= thresholds[key] else RIGHT
         ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor=colour, linewidth=2))
         below = y1 + 0.25 * h < h or y0 < 0.25 * h  # the label under the box (not over the face) when it fits
-        ax.text(x0, y1 + 4 if below else y0 - 4, "\n".join(lines), color="white", fontsize=7.5,
-                va="top" if below else "bottom",
-                bbox={"facecolor": colour, "alpha": 0.85, "pad": 2, "edgecolor": "none"})
+        ax.text(
+            x0,
+            y1 + 4 if below else y0 - 4,
+            "\n".join(lines),
+            color="white",
+            fontsize=7.5,
+            va="top" if below else "bottom",
+            bbox={"facecolor": colour, "alpha": 0.85, "pad": 2, "edgecolor": "none"},
+        )
     ax.set_title(f"{len(boxes)} face(s)", fontsize=9)
     for k in range(n_crops):
         r, c = divmod(k, 4)

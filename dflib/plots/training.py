@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-from typing import Mapping, Sequence
+from collections.abc import Mapping
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
-import torch
 
 
 def training_curves(history: pd.DataFrame, title: str = "Training run") -> plt.Figure:

@@ -16,15 +16,38 @@ The layers, each importing only those before it:
 * :mod:`~dflib.training.recipes`: the settings of the shipped detectors.
 """
 
-from dflib.training.config import (DATA_CHECK_CHOICES, IMBALANCE_CHOICES, OPTIMIZER_CHOICES, RESUME_KEYS, RunPaths, TrainConfig,
-                                   TrainResult)
+from dflib.training.config import (
+    DATA_CHECK_CHOICES,
+    IMBALANCE_CHOICES,
+    OPTIMIZER_CHOICES,
+    RESUME_KEYS,
+    RunPaths,
+    TrainConfig,
+    TrainResult,
+)
 from dflib.training.loop import fit
 from dflib.training.recipes import RECIPES, Recipe, recipe, recipes_table
 from dflib.training.run import TrainingRun, augment_on_device
 from dflib.training.steps import EarlyStopping, build_optimizer, train_one_epoch, validate, warmup_cosine
 
 __all__ = [
-    "DATA_CHECK_CHOICES", "IMBALANCE_CHOICES", "OPTIMIZER_CHOICES", "RESUME_KEYS", "RunPaths", "TrainConfig", "TrainResult",
-    "fit", "RECIPES", "Recipe", "recipe", "recipes_table", "TrainingRun", "augment_on_device",
-    "EarlyStopping", "build_optimizer", "train_one_epoch", "validate", "warmup_cosine",
+    "DATA_CHECK_CHOICES",
+    "IMBALANCE_CHOICES",
+    "OPTIMIZER_CHOICES",
+    "RESUME_KEYS",
+    "RunPaths",
+    "TrainConfig",
+    "TrainResult",
+    "fit",
+    "RECIPES",
+    "Recipe",
+    "recipe",
+    "recipes_table",
+    "TrainingRun",
+    "augment_on_device",
+    "EarlyStopping",
+    "build_optimizer",
+    "train_one_epoch",
+    "validate",
+    "warmup_cosine",
 ]

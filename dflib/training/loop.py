@@ -87,14 +87,36 @@ def _epochs(run: TrainingRun, cfg: TrainConfig, info: runtime.DistInfo, device: 
         run.sampler.set_epoch(epoch)
         epoch_start = time.perf_counter()
         stats = train_one_epoch(
-            run.train_model, run.train_loader, run.criterion, run.optimizer, run.scheduler, run.scaler,
-            device, amp_dtype=run.amp_dtype, channels_last=cfg.channels_last, grad_clip=cfg.grad_clip,
-            label_smoothing=cfg.label_smoothing, progress=run.progress, desc=f"epoch {epoch + 1}/{cfg.epochs}",
-            transform=run.train_transform)
-        val = validate(run.model, run.val_loader, device, amp_dtype=run.amp_dtype,
-                       channels_last=cfg.channels_last, progress=run.progress)
-        row = {"epoch": epoch + 1, "lr": run.scheduler.get_last_lr()[0], **stats, **val,
-               "epoch_seconds": time.perf_counter() - epoch_start}
+            run.train_model,
+            run.train_loader,
+            run.criterion,
+            run.optimizer,
+            run.scheduler,
+            run.scaler,
+            device,
+            amp_dtype=run.amp_dtype,
+            channels_last=cfg.channels_last,
+            grad_clip=cfg.grad_clip,
+            label_smoothing=cfg.label_smoothing,
+            progress=run.progress,
+            desc=f"epoch {epoch + 1}/{cfg.epochs}",
+            transform=run.train_transform,
+        )
+        val = validate(
+            run.model,
+            run.val_loader,
+            device,
+            amp_dtype=run.amp_dtype,
+            channels_last=cfg.channels_last,
+            progress=run.progress,
+        )
+        row = {
+            "epoch": epoch + 1,
+            "lr": run.scheduler.get_last_lr()[0],
+            **stats,
+            **val,
+            "epoch_seconds": time.perf_counter() - epoch_start,
+        }
         improved = run.stopper.step(row["val_roc_auc"], row["val_loss"], epoch + 1)
         run.end_epoch(row, improved)  # history, best + last checkpoints, resume.pt (rank 0)
         if run.stopper.should_stop:

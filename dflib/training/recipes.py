@@ -40,18 +40,33 @@ class Recipe:
 
 RECIPES: dict[str, Recipe] = {
     "sqnxt23_w1": Recipe(
-        "sqnxt23_w1", img_size=128, epochs=10, lr=2e-3, augment=True,
+        "sqnxt23_w1",
+        img_size=128,
+        epochs=10,
+        lr=2e-3,
+        augment=True,
         why="0.6 M parameters; 128 px keeps the up-sampling and blending traces the stem would "
-            "otherwise blur away; residual_init 0.2 (the default) lets it learn in 2-3 epochs"),
+        "otherwise blur away; residual_init 0.2 (the default) lets it learn in 2-3 epochs",
+    ),
     "resnet18_w16": Recipe(
-        "resnet18_w16", img_size=128, epochs=10, lr=2e-3, augment=True,
+        "resnet18_w16",
+        img_size=128,
+        epochs=10,
+        lr=2e-3,
+        augment=True,
         why="quarter-width ResNet-18 (0.7 M parameters, 2.8 MB): the CPU-friendly version of the "
-            "strongest reference architecture"),
+        "strongest reference architecture",
+    ),
     "vit_face_conv_128": Recipe(
-        "vit_face_conv_128", img_size=128, epochs=30, lr=1e-3, augment=True,
+        "vit_face_conv_128",
+        img_size=128,
+        epochs=30,
+        lr=1e-3,
+        augment=True,
         why="a narrow 4-block ViT whose convolutional stem (Xiao et al. 2021) and mean pooling give it "
-            "the locality a plain patch embedding lacks; it needs ~15 epochs to take off and the "
-            "augmentation to stop memorising 800 images (a plain ViT stays near chance, see 04)"),
+        "the locality a plain patch embedding lacks; it needs ~15 epochs to take off and the "
+        "augmentation to stop memorising 800 images (a plain ViT stays near chance, see 04)",
+    ),
 }
 
 
@@ -59,8 +74,9 @@ def recipe(name: str, /, **overrides: Any) -> dict[str, Any]:
     """``fit`` keyword arguments of the recipe for detector ``name``, updated with ``overrides``
     (which may include ``name=``, the file stem of the checkpoint)."""
     if name not in RECIPES:
-        raise ValueError(f"no recipe for {name!r}; choose one of {sorted(RECIPES)} "
-                         f"(or call dflib.train.fit with your own settings)")
+        raise ValueError(
+            f"no recipe for {name!r}; choose one of {sorted(RECIPES)} (or call dflib.train.fit with your own settings)"
+        )
     from dflib.training.config import TrainConfig
 
     kw = RECIPES[name].fit_kwargs()
@@ -79,8 +95,18 @@ def recipes_table(names: list[str] | None = None) -> pd.DataFrame:
             raise ValueError(f"no recipe for {name!r}; choose from {sorted(RECIPES)}")
         r = RECIPES[name]
         opts = ", ".join(f"{k}={v}" for k, v in r.model_options.items()) or "preset"
-        rows.append({"detector": name, "img_size": r.img_size, "epochs": r.epochs, "lr": r.lr,
-                     "batch": r.batch_size, "augment": r.augment, "options": opts, "why": r.why})
+        rows.append(
+            {
+                "detector": name,
+                "img_size": r.img_size,
+                "epochs": r.epochs,
+                "lr": r.lr,
+                "batch": r.batch_size,
+                "augment": r.augment,
+                "options": opts,
+                "why": r.why,
+            }
+        )
     return pd.DataFrame(rows).set_index("detector")
 
 

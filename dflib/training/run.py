@@ -26,12 +26,21 @@ from tqdm.auto import tqdm
 
 from dflib import checkpoint as ckpt
 from dflib import runtime
-from dflib.data.dataset import make_scoring_loader
-from dflib.data.sampling import make_train_loader
 from dflib.card import ModelCard
-from dflib.data import (AugmentConfig, DeepfakeDataset, LayoutError, TrainTransform, default_num_workers, discover,
-                        eval_transform, resolve_data_dir, train_transform)
+from dflib.data import (
+    AugmentConfig,
+    DeepfakeDataset,
+    LayoutError,
+    TrainTransform,
+    default_num_workers,
+    discover,
+    eval_transform,
+    resolve_data_dir,
+    train_transform,
+)
+from dflib.data.dataset import make_scoring_loader
 from dflib.data.device_decode import check_device_decoding, make_device_decode_loader
+from dflib.data.sampling import make_train_loader
 from dflib.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from dflib.evaluation.scoring import format_skips, skip_report
 from dflib.models import create_model
@@ -121,8 +130,9 @@ class TrainingRun:
         steps = len(self.train_loader)
         total = steps * cfg.epochs
         warmup = min(round(cfg.warmup_epochs * steps), total // 5)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, partial(
-            warmup_cosine, warmup_steps=warmup, total_steps=total, min_ratio=cfg.min_lr_ratio))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, partial(warmup_cosine, warmup_steps=warmup, total_steps=total, min_ratio=cfg.min_lr_ratio)
+        )
         # Loss scaling is only needed for float16 (bfloat16 has float32's range).
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
         self.stopper = EarlyStopping(cfg.patience)
@@ -137,7 +147,8 @@ class TrainingRun:
         self.train_model: nn.Module = self.model
         if info.enabled:
             self.train_model = nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[device.index] if device.type == "cuda" else None)
+                self.model, device_ids=[device.index] if device.type == "cuda" else None
+            )
         if cfg.compile:
             self.train_model = torch.compile(self.train_model)
 
@@ -171,10 +182,12 @@ class TrainingRun:
             if cfg.resume:
                 raise ckpt.CheckpointError(
                     f"nothing to resume in {p.run_dir} (no resume.pt), but {found} exists; pass "
-                    f"--overwrite to start again, or choose another --name or --out")
+                    f"--overwrite to start again, or choose another --name or --out"
+                )
             raise ckpt.CheckpointError(
                 f"a run named {p.name!r} already exists ({found}); pass --resume to continue it, "
-                f"--overwrite to start again, or choose another --name or --out")
+                f"--overwrite to start again, or choose another --name or --out"
+            )
         if self.info.is_main:
             ckpt.clean_temp_files(p.out)
             ckpt.clean_temp_files(p.run_dir)
@@ -237,7 +250,8 @@ class TrainingRun:
             raise LayoutError(
                 f"{root} has no {' and no '.join(missing)} split, but training needs Train and Validation "
                 f"(validation drives early stopping and the threshold); create {root}/"
-                f"{missing[-1]}/{{Real,Fake}} (e.g. move ~10% of Train there) or pass another --data")
+                f"{missing[-1]}/{{Real,Fake}} (e.g. move ~10% of Train there) or pass another --data"
+            )
         workers = default_num_workers() if cfg.workers is None else int(cfg.workers)
         self.workers = workers
         # Both splits are checked once, here, before epoch 1: a class without a readable image stops the
@@ -245,11 +259,26 @@ class TrainingRun:
         # best epoch and the threshold rest on it); Train too unless data_check="quick" (headers only).
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            train_base = DeepfakeDataset(layout, "Train", None, limit_per_class=cfg.limit_per_class, seed=cfg.seed,
-                                         check=cfg.data_check, check_workers=workers, progress=self.progress)
-            val = DeepfakeDataset(layout, "Validation", eval_transform(self.img_size),
-                                  limit_per_class=cfg.limit_per_class, seed=cfg.seed, check="full",
-                                  check_workers=workers, progress=self.progress)
+            train_base = DeepfakeDataset(
+                layout,
+                "Train",
+                None,
+                limit_per_class=cfg.limit_per_class,
+                seed=cfg.seed,
+                check=cfg.data_check,
+                check_workers=workers,
+                progress=self.progress,
+            )
+            val = DeepfakeDataset(
+                layout,
+                "Validation",
+                eval_transform(self.img_size),
+                limit_per_class=cfg.limit_per_class,
+                seed=cfg.seed,
+                check="full",
+                check_workers=workers,
+                progress=self.progress,
+            )
         for w in caught:
             if not issubclass(w.category, UserWarning) or "unreadable" not in str(w.message):
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
@@ -268,8 +297,14 @@ class TrainingRun:
         self.decode_on_device = isinstance(transform, TrainTransform) and decode_on_device(cfg.decode, self.device)
         batched = isinstance(transform, TrainTransform) and (augment_on_device(self.device) or self.decode_on_device)
         self.train_transform = transform if batched else None
-        loader_args = dict(seed=cfg.seed, workers=workers, balanced=cfg.imbalance == "sampler", rank=info.rank,
-                           world_size=info.world_size, pin_memory=self.device.type == "cuda")
+        loader_args = dict(
+            seed=cfg.seed,
+            workers=workers,
+            balanced=cfg.imbalance == "sampler",
+            rank=info.rank,
+            world_size=info.world_size,
+            pin_memory=self.device.type == "cuda",
+        )
         if self.decode_on_device:
             self.train_loader = make_device_decode_loader(train_base, transform, cfg.batch_size, **loader_args)
         else:
@@ -277,8 +312,10 @@ class TrainingRun:
         self.sampler = self.train_loader.sampler
         self.loader_generator = self.train_loader.generator
         if len(self.train_loader) == 0:
-            raise ValueError(f"Train has {len(train_base)} images ({len(self.sampler)} per process), fewer "
-                             f"than one batch of {cfg.batch_size}; lower --batch-size")
+            raise ValueError(
+                f"Train has {len(train_base)} images ({len(self.sampler)} per process), fewer "
+                f"than one batch of {cfg.batch_size}; lower --batch-size"
+            )
         # Each rank scores every world_size-th validation image; the scores are gathered afterwards.
         val_part = Subset(val, range(info.rank, len(val), info.world_size)) if info.enabled else val
         self.val_loader = make_scoring_loader(val_part, cfg.batch_size * 2, num_workers=workers, device=self.device)
@@ -301,8 +338,9 @@ class TrainingRun:
 
     def _restore(self, state: dict[str, Any]) -> None:
         saved, now = state["config"], self._config_dict()
-        diffs = [f"{k} {saved.get(k)!r} -> {now.get(k)!r}" for k in RESUME_KEYS
-                 if _json(saved.get(k)) != _json(now.get(k))]
+        diffs = [
+            f"{k} {saved.get(k)!r} -> {now.get(k)!r}" for k in RESUME_KEYS if _json(saved.get(k)) != _json(now.get(k))
+        ]
         if state["world_size"] != self.info.world_size:
             diffs.append(f"processes {state['world_size']} -> {self.info.world_size}")
         for key, split in (("fingerprint", "Train"), ("validation_fingerprint", "Validation")):
@@ -311,12 +349,15 @@ class TrainingRun:
         if diffs:
             raise ckpt.CheckpointError(
                 f"cannot resume {self.paths.resume}: it was started with other settings or data "
-                f"({'; '.join(diffs)}); rerun with the original settings, or pass --overwrite to start again")
+                f"({'; '.join(diffs)}); rerun with the original settings, or pass --overwrite to start again"
+            )
         before = state.get("threads")
         if self.device.type == "cpu" and before is not None and int(before) != self.threads:
-            self.log(f"warning: resuming with {self.threads} compute thread(s), the run used {before}: the result "
-                     f"will be close to, but not bit-exact with, an uninterrupted run (pass --threads {before} "
-                     f"for an exact resume)")
+            self.log(
+                f"warning: resuming with {self.threads} compute thread(s), the run used {before}: the result "
+                f"will be close to, but not bit-exact with, an uninterrupted run (pass --threads {before} "
+                f"for an exact resume)"
+            )
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -337,20 +378,29 @@ class TrainingRun:
         n = sum(p.numel() for p in self.model.parameters())
         amp = str(self.amp_dtype).replace("torch.", "") if self.amp_dtype else "off"
         tr, va = d["used"]["Train"], d["used"]["Validation"]
-        balance = {"pos_weight": f"pos_weight {self.pos_weight:.3f} (= n_real / n_fake) in the loss",
-                   "sampler": "class-balanced sampler", "none": "not corrected"}[cfg.imbalance]
-        self.log(f"training {cfg.model} ({n / 1e6:.2f} M parameters) at {self.img_size} px on {self.device}"
-                 f" ({self.info.world_size} process(es)), mixed precision {amp}; initial weights: "
-                 + " ".join(str(v) for k, v in self.init.items() if k != "library"))
-        self.log(f"data {d['root']}: Train real {tr['real']} fake {tr['fake']}, Validation real "
-                 f"{va['real']} fake {va['fake']}; class imbalance: {balance}")
+        balance = {
+            "pos_weight": f"pos_weight {self.pos_weight:.3f} (= n_real / n_fake) in the loss",
+            "sampler": "class-balanced sampler",
+            "none": "not corrected",
+        }[cfg.imbalance]
+        self.log(
+            f"training {cfg.model} ({n / 1e6:.2f} M parameters) at {self.img_size} px on {self.device}"
+            f" ({self.info.world_size} process(es)), mixed precision {amp}; initial weights: "
+            + " ".join(str(v) for k, v in self.init.items() if k != "library")
+        )
+        self.log(
+            f"data {d['root']}: Train real {tr['real']} fake {tr['fake']}, Validation real "
+            f"{va['real']} fake {va['fake']}; class imbalance: {balance}"
+        )
         for split, report in d["skipped"].items():
             if report["count"]:
                 self.log(format_skips(report, split))
         threads = f"{torch.get_num_threads()} compute thread(s) + " if self.device.type == "cpu" else ""
         where = "JPEGs decoded on " + str(self.device) if self.decode_on_device else "decoded by the loader"
-        self.log(f"{steps} batches of {cfg.batch_size} per epoch, {threads}{self.workers} loader worker(s), {where}; "
-                 f"{cfg.optimizer} lr {cfg.lr:g}, warm-up {warmup} steps then cosine")
+        self.log(
+            f"{steps} batches of {cfg.batch_size} per epoch, {threads}{self.workers} loader worker(s), {where}; "
+            f"{cfg.optimizer} lr {cfg.lr:g}, warm-up {warmup} steps then cosine"
+        )
 
     # ------------------------------------------------------------------ bookkeeping
     def log(self, message: str) -> None:
@@ -366,8 +416,12 @@ class TrainingRun:
         cfg, p = self.cfg, self.paths
         self.history.append(row)
         if self.info.is_main:
-            args = {"epochs_trained": row["epoch"], "world_size": self.info.world_size, "pos_weight": self.pos_weight,
-                    "amp": str(self.amp_dtype).replace("torch.", "") if self.amp_dtype else "off"}
+            args = {
+                "epochs_trained": row["epoch"],
+                "world_size": self.info.world_size,
+                "pos_weight": self.pos_weight,
+                "amp": str(self.amp_dtype).replace("torch.", "") if self.amp_dtype else "off",
+            }
             card = self.card(row, **args)
             if improved:
                 ckpt.save_detector(self.model, p.best, card)
@@ -375,34 +429,53 @@ class TrainingRun:
             ckpt.atomic_write_text(p.history_csv, pd.DataFrame(self.history).to_csv(index=False))
             ckpt.atomic_write_text(p.history_json, json.dumps(self.history, indent=1) + "\n")
             ckpt.save_resume_state(p.resume, self._state(row["epoch"]))
-        self.log(f"epoch {row['epoch']}/{cfg.epochs} | train loss {row['train_loss']:.4f} acc "
-                 f"{row['train_accuracy']:.3f} | val loss {row['val_loss']:.4f} acc {row['val_accuracy']:.3f} "
-                 f"AUC {row['val_roc_auc']:.4f} AP {row['val_average_precision']:.4f} | "
-                 f"{row['epoch_seconds']:.1f} s, {row['train_images_per_s']:.0f} img/s"
-                 + (" | best" if improved else ""))
+        self.log(
+            f"epoch {row['epoch']}/{cfg.epochs} | train loss {row['train_loss']:.4f} acc "
+            f"{row['train_accuracy']:.3f} | val loss {row['val_loss']:.4f} acc {row['val_accuracy']:.3f} "
+            f"AUC {row['val_roc_auc']:.4f} AP {row['val_average_precision']:.4f} | "
+            f"{row['epoch_seconds']:.1f} s, {row['train_images_per_s']:.0f} img/s" + (" | best" if improved else "")
+        )
 
-    def card(self, row: dict[str, Any], *, epochs_trained: int, amp: str, world_size: int,
-             pos_weight: float) -> ModelCard:
+    def card(
+        self, row: dict[str, Any], *, epochs_trained: int, amp: str, world_size: int, pos_weight: float
+    ) -> ModelCard:
         """The model card of this epoch's checkpoint (``row`` is its history row)."""
         from dataclasses import asdict
 
         cfg = self.cfg
         training = {
-            "epochs_trained": epochs_trained, "epochs_planned": cfg.epochs,
+            "epochs_trained": epochs_trained,
+            "epochs_planned": cfg.epochs,
             "loss": "BCE with logits" + (f", pos_weight {pos_weight:.4g}" if cfg.imbalance == "pos_weight" else ""),
-            "imbalance": cfg.imbalance, "pos_weight": pos_weight, "amp": amp, "world_size": world_size,
-            "distributed_backend": runtime.backend(), "device": str(self.device),
-            "schedule": f"linear warm-up {cfg.warmup_epochs:g} epoch(s) + cosine to {cfg.min_lr_ratio:g} x lr, per step",
+            "imbalance": cfg.imbalance,
+            "pos_weight": pos_weight,
+            "amp": amp,
+            "world_size": world_size,
+            "distributed_backend": runtime.backend(),
+            "device": str(self.device),
+            "schedule": (
+                f"linear warm-up {cfg.warmup_epochs:g} epoch(s) + cosine to {cfg.min_lr_ratio:g} x lr, per step"
+            ),
             "config": {k: v for k, v in asdict(cfg).items() if k not in ("progress", "resume", "overwrite")},
             "init": dict(self.init),
         }
-        metrics = {"split": "Validation", "epoch": row["epoch"],
-                   **{k[4:]: row[k] for k in row if k.startswith("val_") and k != "val_threshold"}}
+        metrics = {
+            "split": "Validation",
+            "epoch": row["epoch"],
+            **{k[4:]: row[k] for k in row if k.startswith("val_") and k != "val_threshold"},
+        }
         return ModelCard.make(
-            name=cfg.name or cfg.model, architecture=ckpt.unwrap(self.model).config, mean=IMAGENET_MEAN,
-            std=IMAGENET_STD, threshold=row["val_threshold"], threshold_method="youden",
+            name=cfg.name or cfg.model,
+            architecture=ckpt.unwrap(self.model).config,
+            mean=IMAGENET_MEAN,
+            std=IMAGENET_STD,
+            threshold=row["val_threshold"],
+            threshold_method="youden",
             threshold_note="maximises Youden's J = TPR - FPR on validation, i.e. balanced accuracy",
-            metrics=metrics, data=self.data_card, training=training)
+            metrics=metrics,
+            data=self.data_card,
+            training=training,
+        )
 
     def _state(self, epoch: int) -> dict[str, Any]:
         """Everything needed to continue after ``epoch`` (plain containers and tensors only)."""
@@ -435,12 +508,19 @@ class TrainingRun:
             ckpt.load_weights(self.model, self.paths.best)
         self.model.eval()
         if best:
-            self.log(f"best epoch {best['epoch']}: val ROC-AUC {best['val_roc_auc']:.4f}, accuracy "
-                     f"{best['val_accuracy']:.4f}, threshold {best['val_threshold']:.4f} -> {self.paths.best}.safetensors")
+            self.log(
+                f"best epoch {best['epoch']}: val ROC-AUC {best['val_roc_auc']:.4f}, accuracy "
+                f"{best['val_accuracy']:.4f}, threshold {best['val_threshold']:.4f} -> {self.paths.best}.safetensors"
+            )
         return TrainResult(
-            history=history, best=best, threshold=float(best.get("val_threshold", 0.5)), paths=self.paths,
-            epochs_trained=len(self.history), stopped_early=self.stopper.should_stop,
+            history=history,
+            best=best,
+            threshold=float(best.get("val_threshold", 0.5)),
+            paths=self.paths,
+            epochs_trained=len(self.history),
+            stopped_early=self.stopper.should_stop,
             seconds=time.perf_counter() - self.started,
             seconds_per_epoch=float(history["epoch_seconds"].mean()) if len(history) else float("nan"),
             images_per_second=float(history["train_images_per_s"].mean()) if len(history) else float("nan"),
-            model=self.model)
+            model=self.model,
+        )

@@ -75,10 +75,23 @@ def build_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer
     return torch.optim.AdamW(groups, lr=cfg.lr)
 
 
-def train_one_epoch(model, loader, criterion, optimizer, scheduler, scaler, device: torch.device, *,
-                    amp_dtype: torch.dtype | None = None, channels_last: bool = False,
-                    grad_clip: float | None = None, label_smoothing: float = 0.0,
-                    progress: bool = True, desc: str = "train", transform=None) -> dict[str, float]:
+def train_one_epoch(
+    model,
+    loader,
+    criterion,
+    optimizer,
+    scheduler,
+    scaler,
+    device: torch.device,
+    *,
+    amp_dtype: torch.dtype | None = None,
+    channels_last: bool = False,
+    grad_clip: float | None = None,
+    label_smoothing: float = 0.0,
+    progress: bool = True,
+    desc: str = "train",
+    transform=None,
+) -> dict[str, float]:
     """One pass over ``loader``; returns mean loss, accuracy, gradient norm, images and seconds.
 
     ``loader`` yields ``(x, y)``, or ``(uint8 images, y, params)`` when it was made with
@@ -103,12 +116,12 @@ def train_one_epoch(model, loader, criterion, optimizer, scheduler, scaler, devi
         loss = criterion(logits.float(), target)
 
         optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()          # the scaler is a no-op unless fp16 on CUDA
-        scaler.unscale_(optimizer)             # clip the true gradients, not the scaled ones
+        scaler.scale(loss).backward()  # the scaler is a no-op unless fp16 on CUDA
+        scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
         norm = nn.utils.clip_grad_norm_(model.parameters(), grad_clip or math.inf)
-        scaler.step(optimizer)                 # skipped if fp16 gradients overflowed
+        scaler.step(optimizer)  # skipped if fp16 gradients overflowed
         scaler.update()
-        scheduler.step()                       # the schedule is per step, not per epoch
+        scheduler.step()  # the schedule is per step, not per epoch
 
         with torch.no_grad():
             finite = torch.isfinite(norm)
@@ -120,27 +133,38 @@ def train_one_epoch(model, loader, criterion, optimizer, scheduler, scaler, devi
     loss_n, correct, norm_sum, steps, n = runtime.all_reduce_sum([*sums.tolist(), seen], device)
     seconds = time.perf_counter() - start
     if not math.isfinite(loss_n):
-        raise FloatingPointError("the training loss became NaN/inf; lower the learning rate (--lr) "
-                                 "or turn mixed precision off (--amp off)")
-    return {"train_loss": loss_n / n, "train_accuracy": correct / n, "grad_norm": norm_sum / max(steps, 1),
-            "train_images": int(n), "train_seconds": seconds, "train_images_per_s": n / seconds}
+        raise FloatingPointError(
+            "the training loss became NaN/inf; lower the learning rate (--lr) or turn mixed precision off (--amp off)"
+        )
+    return {
+        "train_loss": loss_n / n,
+        "train_accuracy": correct / n,
+        "grad_norm": norm_sum / max(steps, 1),
+        "train_images": int(n),
+        "train_seconds": seconds,
+        "train_images_per_s": n / seconds,
+    }
 
 
-def validate(model: nn.Module, loader, device: torch.device, *, amp_dtype=None, channels_last=False,
-             progress: bool = True) -> dict[str, float]:
+def validate(
+    model: nn.Module, loader, device: torch.device, *, amp_dtype=None, channels_last=False, progress: bool = True
+) -> dict[str, float]:
     """Score the validation loader (all ranks' shares gathered); loss, accuracy, AUC, AP, threshold.
 
     Only images that were read are scored (a file that fails to decode now is left out and counted
     in ``val_skipped``); a class left with no image stops the run with a message naming the fix.
     """
-    out = score_loader(model, loader, device, amp_dtype=amp_dtype, channels_last=channels_last,
-                       progress=progress, desc="validate")
+    out = score_loader(
+        model, loader, device, amp_dtype=amp_dtype, channels_last=channels_last, progress=progress, desc="validate"
+    )
     logits, labels = runtime.all_gather_cat(out.logits), runtime.all_gather_cat(out.labels)
     skipped = int(runtime.all_reduce_sum([len(out.skipped)], device)[0])
     present = set(labels.tolist())
     if present != {0, 1}:
-        raise ValueError(f"validation has no readable {'fake' if 1 not in present else 'real'} image this epoch "
-                         f"({skipped} unreadable); replace the broken Validation files (`dflib check-data` lists them)")
+        raise ValueError(
+            f"validation has no readable {'fake' if 1 not in present else 'real'} image this epoch "
+            f"({skipped} unreadable); replace the broken Validation files (`dflib check-data` lists them)"
+        )
     scores = torch.sigmoid(logits).double().numpy()
     y = labels.numpy()
     threshold = choose_threshold(y, scores)

@@ -46,8 +46,9 @@ def is_complete(folder: Path, config: SampleConfig) -> bool:
     return True
 
 
-def ensure_sample(config: SampleConfig | None = None, *, cache_dir=None, progress: bool = True,
-                  workers: int = 1, **overrides) -> Path:
+def ensure_sample(
+    config: SampleConfig | None = None, *, cache_dir=None, progress: bool = True, workers: int = 1, **overrides
+) -> Path:
     """Return the `Dataset` folder of the cached sample for `config`, generating it if needed.
 
     The sample lives in `<cache_dir>/sample-<config hash>/Dataset` (cache_dir defaults to
@@ -67,8 +68,7 @@ def ensure_sample(config: SampleConfig | None = None, *, cache_dir=None, progres
     tmp = root / f".{folder.name}.partial-{token}"
     try:
         generate_sample(tmp, config, progress=progress, workers=workers)
-        marker = {"config": config.to_dict(), "counts": config.counts(),
-                  "images": 2 * sum(config.counts().values())}
+        marker = {"config": config.to_dict(), "counts": config.counts(), "images": 2 * sum(config.counts().values())}
         (tmp / MARKER).write_text(json.dumps(marker, indent=2))  # written last: the folder is complete
         if is_complete(folder, config):  # another process finished first: use its folder
             return folder / "Dataset"
@@ -83,8 +83,9 @@ def ensure_sample(config: SampleConfig | None = None, *, cache_dir=None, progres
             tmp.rename(folder)
         except OSError:
             if not is_complete(folder, config):  # lost a race against a broken folder: give up clearly
-                raise RuntimeError(f"could not move the generated sample into {folder}; "
-                                   f"delete that folder and try again") from None
+                raise RuntimeError(
+                    f"could not move the generated sample into {folder}; delete that folder and try again"
+                ) from None
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

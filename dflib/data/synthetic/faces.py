@@ -22,15 +22,26 @@ from ._raster import blend, blur3, ellipse_sdf, grid, rgb, smooth_noise, soft_ed
 
 # Skin tones from light to deep (sRGB); a face interpolates between two neighbours.
 SKIN_TONES = np.array(
-    [[255, 224, 200], [241, 194, 160], [224, 172, 130], [198, 140, 100],
-     [160, 105, 72], [118, 76, 52], [86, 56, 40]], dtype=np.float32)
+    [[255, 224, 200], [241, 194, 160], [224, 172, 130], [198, 140, 100], [160, 105, 72], [118, 76, 52], [86, 56, 40]],
+    dtype=np.float32,
+)
 HAIR_COLORS = np.array(
-    [[22, 18, 16], [45, 32, 24], [85, 58, 38], [130, 92, 58], [196, 162, 104],
-     [140, 64, 32], [150, 148, 145], [205, 200, 190]], dtype=np.float32)
+    [
+        [22, 18, 16],
+        [45, 32, 24],
+        [85, 58, 38],
+        [130, 92, 58],
+        [196, 162, 104],
+        [140, 64, 32],
+        [150, 148, 145],
+        [205, 200, 190],
+    ],
+    dtype=np.float32,
+)
 HAIR_P = np.array([0.25, 0.22, 0.18, 0.1, 0.09, 0.05, 0.07, 0.04])
 IRIS_COLORS = np.array(
-    [[70, 45, 30], [110, 72, 40], [60, 95, 140], [80, 115, 80], [125, 110, 70], [40, 30, 25]],
-    dtype=np.float32)
+    [[70, 45, 30], [110, 72, 40], [60, 95, 140], [80, 115, 80], [125, 110, 70], [40, 30, 25]], dtype=np.float32
+)
 
 
 @dataclass(frozen=True)
@@ -62,13 +73,14 @@ class FaceGeometry:
     def to_image(self, u: float, v: float) -> tuple[float, float]:
         """Map a face-frame point (u, v) to image coordinates (x, y)."""
         t = math.radians(self.angle)
-        return (self.center[0] + math.cos(t) * u - math.sin(t) * v,
-                self.center[1] + math.sin(t) * u + math.cos(t) * v)
+        return (self.center[0] + math.cos(t) * u - math.sin(t) * v, self.center[1] + math.sin(t) * u + math.cos(t) * v)
 
     def to_dict(self) -> dict:
         """JSON-friendly dict (rounded to 0.01 px)."""
-        return {k: (np.round(v, 2).tolist() if isinstance(v, tuple) else round(float(v), 2))
-                for k, v in asdict(self).items()}
+        return {
+            k: (np.round(v, 2).tolist() if isinstance(v, tuple) else round(float(v), 2))
+            for k, v in asdict(self).items()
+        }
 
 
 def _pick(rng: np.random.Generator, table: np.ndarray, p=None) -> np.ndarray:
@@ -112,8 +124,11 @@ def render_face(rng: np.random.Generator, size: int = 256) -> tuple[np.ndarray, 
     d = rng.normal(size=2)
     dx, dy = (float(x) / (S * math.hypot(*d) + 1e-6) for x in d)
     ramp = np.clip(0.5 + (xs - S / 2) * dx + (ys - S / 2) * dy, 0, 1)
-    shade = (1 + rng.uniform(0.03, 0.12) * smooth_noise(rng, (S, S), S / rng.uniform(3, 7))
-             + rng.uniform(0.0, 0.06) * smooth_noise(rng, (S, S), rng.uniform(3, 12) * k))
+    shade = (
+        1
+        + rng.uniform(0.03, 0.12) * smooth_noise(rng, (S, S), S / rng.uniform(3, 7))
+        + rng.uniform(0.0, 0.06) * smooth_noise(rng, (S, S), rng.uniform(3, 12) * k)
+    )
     img = (rgb(c1) + rgb(c2 - c1) * ramp) * shade
 
     # --- face placement (a loosely aligned crop, like a face detector's output)
@@ -155,14 +170,15 @@ def render_face(rng: np.random.Generator, size: int = 256) -> tuple[np.ndarray, 
     nz = np.sqrt(np.clip(1 - (uu / a) ** 2 - (vv / b) ** 2, 0.04, 1))
     diffuse = np.clip((uu / a) * lx + (vv / b) * ly + nz * lz, 0, 1)
     amb = rng.uniform(0.55, 0.75)
-    texture = 1 + rng.uniform(0.02, 0.05) * (0.7 * smooth_noise(rng, (fh, fw), 3 * k)
-                                             + 0.5 * smooth_noise(rng, (fh, fw), 10 * k))
-    spec = rng.uniform(0, 0.12) * 255 * np.exp(-((uu - a * 0.2 * lx) ** 2 + (vv + b * 0.45) ** 2)
-                                                / (2 * (a * 0.25) ** 2))  # forehead highlight
+    texture = 1 + rng.uniform(0.02, 0.05) * (
+        0.7 * smooth_noise(rng, (fh, fw), 3 * k) + 0.5 * smooth_noise(rng, (fh, fw), 10 * k)
+    )
+    spec = (
+        rng.uniform(0, 0.12) * 255 * np.exp(-((uu - a * 0.2 * lx) ** 2 + (vv + b * 0.45) ** 2) / (2 * (a * 0.25) ** 2))
+    )  # forehead highlight
     layer = rgb(skin) * ((amb + (1 - amb) * diffuse) * texture) + spec
     for s in (-1, 1):  # cheeks: a little less green/blue = a little redder
-        cheek = rng.uniform(0, 0.08) * np.exp(-((uu - s * a * 0.5) ** 2 + (vv - b * 0.2) ** 2)
-                                              / (2 * (a * 0.2) ** 2))
+        cheek = rng.uniform(0, 0.08) * np.exp(-((uu - s * a * 0.5) ** 2 + (vv - b * 0.2) ** 2) / (2 * (a * 0.2) ** 2))
         layer[1:] *= 1 - cheek * rgb([0.6, 0.5, 0])[:2]
     blend(_sub(img, fsl), layer, face)
     light_level = float(diffuse.mean())
@@ -193,8 +209,12 @@ def render_face(rng: np.random.Generator, size: int = 256) -> tuple[np.ndarray, 
         blend(patch, skin * 0.35, lid * 0.85)
         bw = ew * rng.uniform(1.05, 1.3)  # brow: a thick tapered arc in a darkened hair colour
         th = b * rng.uniform(0.018, 0.035)
-        centre = (-eh - ew * rng.uniform(0.45, 0.8) - th * rng.uniform(0.5, 2.0) * (1 - (du / bw) ** 2)
-                  + s * rng.uniform(-0.1, 0.1) * du)
+        centre = (
+            -eh
+            - ew * rng.uniform(0.45, 0.8)
+            - th * rng.uniform(0.5, 2.0) * (1 - (du / bw) ** 2)
+            + s * rng.uniform(-0.1, 0.1) * du
+        )
         thick = th * (1 - 0.55 * np.clip((s * du / bw + 1) / 2, 0, 1))
         brow = soft_edge(np.abs(dv - centre) - thick) * soft_edge(np.abs(du) - bw)
         blend(patch, np.minimum(hair, skin * 0.6) * 0.85, brow * 0.9)
@@ -205,10 +225,9 @@ def render_face(rng: np.random.Generator, size: int = 256) -> tuple[np.ndarray, 
     sl, du, dv = _region(geo, u, v, 0, (eye_v + nose_v) / 2, nw * 1.5, (nose_v - eye_v) / 2 + nw)
     dv = dv - nose_v  # origin at the nose tip
     side = -1.0 if lx > 0 else 1.0
-    ridge = (np.exp(-((du - side * nw * 0.55) ** 2) / (2 * (nw * 0.25) ** 2))
-             * np.clip(1 + dv / (nose_v - eye_v), 0, 1))
-    under = np.exp(-(du ** 2 / (2 * (nw * 0.8) ** 2) + (dv - nw * 0.45) ** 2 / (2 * (nw * 0.18) ** 2)))
-    tip = np.exp(-(du ** 2 + (dv + nw * 0.15) ** 2) / (2 * (nw * 0.28) ** 2))
+    ridge = np.exp(-((du - side * nw * 0.55) ** 2) / (2 * (nw * 0.25) ** 2)) * np.clip(1 + dv / (nose_v - eye_v), 0, 1)
+    under = np.exp(-(du**2 / (2 * (nw * 0.8) ** 2) + (dv - nw * 0.45) ** 2 / (2 * (nw * 0.18) ** 2)))
+    tip = np.exp(-(du**2 + (dv + nw * 0.15) ** 2) / (2 * (nw * 0.28) ** 2))
     patch = _sub(img, sl)
     patch *= 1 - 0.16 * ridge - 0.18 * under + 0.1 * tip
     for s in (-1, 1):
@@ -254,8 +273,10 @@ def render_face(rng: np.random.Generator, size: int = 256) -> tuple[np.ndarray, 
         inner = soft_edge((np.sqrt((uu / (a * w)) ** 2 + (vv / b) ** 2) - 1) * a * w)
         top = outer * sides * (1 - inner * soft_edge(hairline - vv, 1.5))
         phi = rng.uniform(0, math.pi)
-        strands = np.sin((uu * math.cos(phi) + vv * math.sin(phi)) * (2 * math.pi / (rng.uniform(3, 6) * k))
-                         + 4 * smooth_noise(rng, uu.shape, 32 * k))
+        strands = np.sin(
+            (uu * math.cos(phi) + vv * math.sin(phi)) * (2 * math.pi / (rng.uniform(3, 6) * k))
+            + 4 * smooth_noise(rng, uu.shape, 32 * k)
+        )
         hshade = 0.7 + 0.3 * np.clip((uu / (1.2 * a)) * lx + (vv / (1.1 * b)) * ly + 0.6, 0, 1)
         tex = hshade * (1 + 0.12 * strands + 0.06 * smooth_noise(rng, uu.shape, 2 * k))
         blend(_sub(img, sl), rgb(hair) * tex, top)
@@ -277,7 +298,7 @@ def render_face(rng: np.random.Generator, size: int = 256) -> tuple[np.ndarray, 
     # --- global light: gradient, colour cast, vignette, slight defocus
     gx, gy = (float(x) for x in rng.normal(size=2) * rng.uniform(0, 0.12))
     vig = rng.uniform(0, 0.25)
-    img *= (1 + gx * (xs / S - 0.5) + gy * (ys / S - 0.5) - vig * 2 * ((xs / S - 0.5) ** 2 + (ys / S - 0.5) ** 2))
+    img *= 1 + gx * (xs / S - 0.5) + gy * (ys / S - 0.5) - vig * 2 * ((xs / S - 0.5) ** 2 + (ys / S - 0.5) ** 2)
     img *= rgb(rng.uniform(0.93, 1.07, 3))
     out = to_hwc_uint8(blur3(img, rng.uniform(0.0, 0.6) * k))
     pts = [geo.to_image(pu, pv) for pu, pv in ((-eye_u, eye_v), (eye_u, eye_v), (0, nose_v), (0, mouth_v))]
