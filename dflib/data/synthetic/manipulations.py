@@ -26,6 +26,7 @@ average: a detector has to look at local evidence, not at a global statistic.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 from PIL import Image
@@ -102,7 +103,7 @@ def _similarity_to(src_pts: np.ndarray, dst_pts: np.ndarray) -> tuple[complex, c
 
 
 def face_swap(image: np.ndarray, geo: FaceGeometry, rng: np.random.Generator,
-              donor: tuple[np.ndarray, FaceGeometry]) -> tuple[np.ndarray, dict]:
+              donor: tuple[np.ndarray, FaceGeometry]) -> tuple[np.ndarray, dict, np.ndarray]:
     """Paste the aligned, re-generated inner face of `donor` onto `image` (an identity swap)."""
     k = geo.size / 256
     d_img, d_geo = donor
@@ -127,12 +128,12 @@ def face_swap(image: np.ndarray, geo: FaceGeometry, rng: np.random.Generator,
     aligned += rgb(correction * (m_t - m_d) + offset)
     # 4. paste through the soft mask
     out = _mix(tgt, aligned, mask)
-    return to_hwc_uint8(out), {"generator_factor": _r(factor), "color_correction": _r(correction),
-                               "color_offset": [_r(x, 2) for x in offset], "scale": _r(1 / abs(alpha)),
-                               **mparams}
+    return out, {"generator_factor": _r(factor), "color_correction": _r(correction),
+                 "color_offset": [_r(x, 2) for x in offset], "scale": _r(1 / abs(alpha)), **mparams}, mask
 
 
-def self_blend(image: np.ndarray, geo: FaceGeometry, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+def self_blend(image: np.ndarray, geo: FaceGeometry, rng: np.random.Generator
+               ) -> tuple[np.ndarray, dict, np.ndarray]:
     """Self-Blended Image: blend the face with a perturbed copy of itself (Shiohara & Yamasaki 2022)."""
     k = geo.size / 256
     tgt = to_chw_float(image)
@@ -156,22 +157,24 @@ def self_blend(image: np.ndarray, geo: FaceGeometry, rng: np.random.Generator) -
                                feather=rng.uniform(3, 8) * k)
     ratio = rng.uniform(0.45, 0.9)  # < 1: both copies show through, edges of eyes/mouth double
     out = _mix(tgt, src, mask * ratio)
-    return to_hwc_uint8(out), {"color_shift": [_r(x, 2) for x in shift_rgb], "frequency": kind,
+    return out, {"color_shift": [_r(x, 2) for x in shift_rgb], "frequency": kind,
                                "amount": _r(amount), "scale": _r(scale),
-                               "shift_px": [_r(x, 2) for x in shift], "blend_ratio": _r(ratio), **mparams}
+                               "shift_px": [_r(x, 2) for x in shift], "blend_ratio": _r(ratio), **mparams}, mask
 
 
 def _upsample(low: np.ndarray, factor: int, mode: str, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
     """Upsample `low` (3 x h x w) by an integer factor the way a generator layer does."""
     if mode == "nearest":  # nearest-neighbour repetition: blocks of factor x factor pixels
         return low.repeat(factor, 1).repeat(factor, 2), {}
+    if mode in ("bicubic", "lanczos"):  # anti-aliased interpolation, as modern generators use: no periodic trace
+        return resize(low, low.shape[-1] * factor, Image.BICUBIC if mode == "bicubic" else Image.LANCZOS), {}
     # Transposed convolution = zero insertion + convolution. Each output phase (position
     # modulo the stride) is a sum over a different subset of kernel taps; unless every subset
     # sums to the same value ("even overlap") the phases get different gains: the checkerboard
     # of Odena et al. (2016). We take the bilinear kernel (even overlap) and perturb its taps
     # so that phase r gets gain 1 + s*cos(2*pi*r/factor), a pure period-`factor` pattern.
     i = np.arange(-(factor - 1), factor)
-    strength = rng.uniform(0.08, 0.16)
+    strength = rng.uniform(0.04, 0.16)  # from barely visible to obvious
     kernel = 1 - np.abs(i) / factor
     kernel[factor - 1:] += strength * np.cos(2 * np.pi * np.arange(factor) / factor)
     c, h, w = low.shape
@@ -182,16 +185,19 @@ def _upsample(low: np.ndarray, factor: int, mode: str, rng: np.random.Generator)
     return up, {"checkerboard_strength": _r(strength)}
 
 
-def upsampling(image: np.ndarray, geo: FaceGeometry, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+def upsampling(image: np.ndarray, geo: FaceGeometry, rng: np.random.Generator
+               ) -> tuple[np.ndarray, dict, np.ndarray]:
     """Replace the face region by a low-resolution copy upsampled like a GAN generator would.
 
-    The generator works at 1/4 of the image size, so its pattern has a period of 4 px at
-    256 px (2 px after the loaders' 256 -> 128 resize, still visible; a period of 2 would be
-    averaged away). The generator's pixel grid is offset randomly from the crop's grid.
+    The generator works at 1/3 or 1/4 of the image size and upsamples by transposed
+    convolution (checkerboard of period 3-4 px at 256 px, 1.5-2 px after the loaders' resize to
+    128), nearest-neighbour repetition, or anti-aliased bicubic / Lanczos interpolation (no
+    periodic trace, only the missing detail that its painted grain replaces). The generator's
+    pixel grid is offset randomly from the crop's grid.
     """
     size = geo.size
-    factor = max(2, int(round(4 * size / 256)))
-    mode = str(rng.choice(["transposed_conv", "nearest"]))
+    factor = max(2, int(round(float(rng.choice([3, 4, 4])) * size / 256)))
+    mode = str(rng.choice(["transposed_conv", "nearest", "bicubic", "lanczos"]))
     offset = [int(x) for x in rng.integers(0, factor, 2)]
     tgt = to_chw_float(image)
     mask, mparams = blend_mask(geo, rng, scale=(rng.uniform(1.0, 1.15), rng.uniform(0.95, 1.1)), offset_v=0.0,
@@ -200,11 +206,13 @@ def upsampling(image: np.ndarray, geo: FaceGeometry, rng: np.random.Generator) -
     low = resize(shifted, -(-size // factor), Image.BOX)
     up, uparams = _upsample(low, factor, mode, rng)
     up = np.roll(up[:, :size, :size], tuple(offset), axis=(1, 2))
+    up = add_grain(up, tgt, rng, 0.5, where=mask)
     out = _mix(tgt, up, mask)
-    return to_hwc_uint8(out), {"mode": mode, "factor": factor, "grid_offset": offset, **uparams, **mparams}
+    return out, {"mode": mode, "factor": factor, "grid_offset": offset, **uparams, **mparams}, mask
 
 
-def local_warp(image: np.ndarray, geo: FaceGeometry, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+def local_warp(image: np.ndarray, geo: FaceGeometry, rng: np.random.Generator
+               ) -> tuple[np.ndarray, dict, np.ndarray]:
     """Move the mouth and/or eyes with smooth Gaussian displacement fields, re-render the area."""
     k = geo.size / 256
     ys, xs = grid(geo.size)
@@ -231,7 +239,46 @@ def local_warp(image: np.ndarray, geo: FaceGeometry, rng: np.random.Generator) -
     factor = rng.uniform(3.0, 4.0)  # the edited area is re-rendered at a lower resolution
     mask = np.clip(region * 1.6 - 0.3, 0, 1)
     out = _mix(warped, generator_resample(warped, factor, rng, grain=0.7, where=mask), mask)
-    return to_hwc_uint8(out), {"targets": targets, "fields": fields, "rerender_factor": _r(factor)}
+    return out, {"targets": targets, "fields": fields, "rerender_factor": _r(factor)}, mask
+
+
+@lru_cache(maxsize=4)
+def _ring_index(size: int) -> tuple[np.ndarray, int]:
+    """Ring (0 .. size//2 - 1, corners beyond Nyquist in the last ring) of each ``rfft2`` bin."""
+    radius = np.hypot(np.fft.fftfreq(size)[:, None], np.fft.rfftfreq(size)[None, :])
+    n = size // 2
+    return np.minimum((radius / 0.5 * n).astype(np.int64), n - 1), n
+
+
+def match_spectrum(fake: np.ndarray, source: np.ndarray, region: np.ndarray, lowest: float = 0.03,
+                   limits: tuple[float, float] = (0.3, 4.0)) -> np.ndarray:
+    """Filter the edited `region` of `fake` (3 x H x W float) until its power spectrum matches
+    the same region of `source`, the real face it was made from.
+
+    The anti-forensic last step of modern forgery pipelines: generators are trained with
+    spectral losses or post-processed until their spectrum looks like a camera's (Durall et al.
+    2020; Jung & Keuper 2021; Dong et al. 2022). One zero-phase, isotropic gain per frequency
+    ring (from `lowest` cycles/px up, smoothed, clipped to `limits`) is measured through the
+    region's soft mask and applied inside it: the power a re-generated face lost comes back
+    (its grain is shaped like real detail), so the spectrum, high-frequency energy and
+    sharpness of fake and source agree, seen whole or through a window. What stays for a
+    detector is local: detail that is *shaped* right but not *placed* right, seams, ghosting,
+    warped features, periodic traces that a ring average hides.
+    """
+    size = fake.shape[-1]
+    if fake.shape[-2] != size:
+        return fake
+    idx, n = _ring_index(size)
+
+    def ring_power(img: np.ndarray) -> np.ndarray:
+        x = (img - (img * region).sum((1, 2), keepdims=True) / max(float(region.sum()), 1e-6)) * region
+        return np.bincount(idx.ravel(), weights=(np.abs(np.fft.rfft2(x)) ** 2).sum(0).ravel(), minlength=n)
+
+    gain = np.sqrt((ring_power(source) + 1e-3) / (ring_power(fake) + 1e-3))
+    gain = np.clip(np.convolve(np.pad(gain, 1, mode="edge"), [0.25, 0.5, 0.25], mode="valid"), *limits)
+    gain[: int(np.ceil(lowest * 2 * n))] = 1.0
+    filtered = np.fft.irfft2(np.fft.rfft2(fake) * gain[idx].astype(np.float32), s=fake.shape[-2:])
+    return fake + region * (filtered.astype(np.float32) - fake)
 
 
 def manipulate(method: str, image: np.ndarray, geometry: FaceGeometry, rng: np.random.Generator,
@@ -239,12 +286,15 @@ def manipulate(method: str, image: np.ndarray, geometry: FaceGeometry, rng: np.r
     """Apply one manipulation family to a real face; returns (fake H x W x 3 uint8, JSON-able params).
 
     `donor` (image, geometry) of another face is required for ``face_swap``, ignored otherwise.
+    Every fake ends with :func:`match_spectrum` against the real face it was made from.
     """
     if method == "face_swap":
         if donor is None:
             raise ValueError("manipulate('face_swap', ...) needs donor=(image, geometry) of another face")
-        return face_swap(image, geometry, rng, donor)
-    funcs = {"self_blend": self_blend, "upsampling": upsampling, "local_warp": local_warp}
-    if method not in funcs:
-        raise ValueError(f"method={method!r} is unknown; choose one of {METHODS}")
-    return funcs[method](image, geometry, rng)
+        fake, params, mask = face_swap(image, geometry, rng, donor)
+    else:
+        funcs = {"self_blend": self_blend, "upsampling": upsampling, "local_warp": local_warp}
+        if method not in funcs:
+            raise ValueError(f"method={method!r} is unknown; choose one of {METHODS}")
+        fake, params, mask = funcs[method](image, geometry, rng)
+    return to_hwc_uint8(match_spectrum(fake, to_chw_float(image), mask)), params
