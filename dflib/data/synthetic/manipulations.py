@@ -4,7 +4,8 @@ Each one takes a rendered real face (uint8 image + FaceGeometry) and returns the
 JSON-able dict of the random parameters it used, so every fake is explainable from the
 manifest. They all change *local* structure (blending seams, resampling blur, periodic
 upsampling patterns, warped features) while keeping colours and brightness unbiased on
-average: a detector has to look at local evidence, not at a global statistic.
+average, and every fake ends with :func:`match_spectrum`, which gives the image back the power
+spectrum of its source: a detector has to look at local evidence, not at a global statistic.
 
 * ``face_swap``  - identity swap (FaceSwap / DeepFaceLab style): the inner face of another
   identity is aligned on the landmarks, passed through a lower-resolution "generator",
@@ -13,11 +14,12 @@ average: a detector has to look at local evidence, not at a global statistic.
   with a slightly shifted, scaled, colour-jittered and blurred/sharpened copy of itself
   through a randomly deformed soft mask; only the blending artifacts remain (ghosted edges
   where both copies show, a colour seam, a change of sharpness).
-* ``upsampling`` - a GAN-generated face region: the face is reduced to a low resolution and
-  upsampled again the way generators do it, by transposed convolution (uneven kernel overlap
-  gives the checkerboard of Odena et al., 2016) or nearest-neighbour repetition. Both leave
-  a pattern with the period of the upsampling factor and peaks in the spectrum (Durall et
-  al., 2020; Frank et al., 2020).
+* ``upsampling`` - a GAN-generated face region: the face is reduced to 1/3 or 1/4 and upsampled
+  again the way generators do it, by transposed convolution (uneven kernel overlap gives the
+  checkerboard of Odena et al., 2016, here of varied strength), nearest-neighbour repetition, or
+  anti-aliased bicubic / Lanczos interpolation. The first two leave a pattern with the period of
+  the factor and peaks in the 2-D spectrum (Durall et al., 2020; Frank et al., 2020); all of them
+  lose detail.
 * ``local_warp`` - expression / reenactment edits (Face2Face, NeuralTextures): smooth
   displacement fields move the mouth or eyes and the edited area is re-rendered at a lower
   resolution and blended back.
@@ -115,9 +117,9 @@ def face_swap(image: np.ndarray, geo: FaceGeometry, rng: np.random.Generator,
     # 2. the swap network works at a lower resolution (e.g. 64-100 px for the face)
     factor = rng.uniform(2.5, 4.0)
     mask, mparams = blend_mask(geo, rng, feather=rng.uniform(4, 12) * k)
-    # grain gains (0.4 here, 0.7 in local_warp) are calibrated so that, on average, the fake's
-    # JPEG is as large as its source's: file size must not give the label away
-    aligned = generator_resample(aligned, factor, rng, grain=0.4, where=mask)
+    # grain gains (0.2 here, 0.35 in local_warp, 0.2 in upsampling) are kept low: match_spectrum puts the
+    # rest of the lost power back around the face, and more white grain here made fakes' files larger
+    aligned = generator_resample(aligned, factor, rng, grain=0.2, where=mask)
     # 3. imperfect colour transfer: the donor's mean colour moves only part of the way
     tgt = to_chw_float(image)
     wsum = float(mask.sum())
@@ -206,7 +208,7 @@ def upsampling(image: np.ndarray, geo: FaceGeometry, rng: np.random.Generator
     low = resize(shifted, -(-size // factor), Image.BOX)
     up, uparams = _upsample(low, factor, mode, rng)
     up = np.roll(up[:, :size, :size], tuple(offset), axis=(1, 2))
-    up = add_grain(up, tgt, rng, 0.5, where=mask)
+    up = add_grain(up, tgt, rng, 0.2, where=mask)
     out = _mix(tgt, up, mask)
     return out, {"mode": mode, "factor": factor, "grid_offset": offset, **uparams, **mparams}, mask
 
@@ -238,7 +240,7 @@ def local_warp(image: np.ndarray, geo: FaceGeometry, rng: np.random.Generator
     warped = remap(to_chw_float(image), ys - dy, xs - dx)  # backward map: read at x - d(x)
     factor = rng.uniform(3.0, 4.0)  # the edited area is re-rendered at a lower resolution
     mask = np.clip(region * 1.6 - 0.3, 0, 1)
-    out = _mix(warped, generator_resample(warped, factor, rng, grain=0.7, where=mask), mask)
+    out = _mix(warped, generator_resample(warped, factor, rng, grain=0.35, where=mask), mask)
     return out, {"targets": targets, "fields": fields, "rerender_factor": _r(factor)}, mask
 
 
@@ -257,7 +259,7 @@ def _hann2d(size: int) -> np.ndarray:
 
 
 def match_spectrum(fake: np.ndarray, source: np.ndarray, region: np.ndarray, rng: np.random.Generator,
-                   lowest: float = 0.03, spread: float = 24.0, iterations: int = 5) -> np.ndarray:
+                   lowest: float = 0.03, spread: float = 12.0, iterations: int = 5) -> np.ndarray:
     """Put the power that the edited `region` of `fake` lost back *around* it, as shaped grain,
     until the image's power spectrum matches `source`'s, the real face it was made from.
 
@@ -307,7 +309,28 @@ def match_spectrum(fake: np.ndarray, source: np.ndarray, region: np.ndarray, rng
         error = target - ring_log_power(gray + grain)
         amp = np.clip(amp * 10.0 ** (error * 0.75), 0, None)
         amp[:first] = 0.0
-    return fake + grain
+    return _soften_periphery(fake + grain, source, win, np.clip(band + region, 0, 1))
+
+
+def _soften_periphery(img: np.ndarray, source: np.ndarray, win: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    """Blur the image's periphery (where the Hann window is below 1/2, outside `inner`) just enough that
+    the Laplacian variance of the whole image is back to the source's: the grain added around the face
+    counts more without a window than with one, and would otherwise show in sharpness and file size."""
+    luma = np.array([0.299, 0.587, 0.114], np.float32).reshape(3, 1, 1)
+
+    def sharpness(x: np.ndarray) -> float:
+        return float(ndimage.laplace((x * luma).sum(0)).var())
+
+    goal = sharpness(source)
+    if sharpness(img) <= goal:
+        return img
+    outer = (np.clip(1 - 2 * win, 0, 1) * (1 - inner)).astype(np.float32)
+    lo, hi = 0.0, 2.0
+    for _ in range(6):  # bisection on the blur's sigma
+        mid = (lo + hi) / 2
+        cand = img + outer * (ndimage.gaussian_filter(img, (0, mid, mid)) - img)
+        lo, hi = (mid, hi) if sharpness(cand) > goal else (lo, mid)
+    return img + outer * (ndimage.gaussian_filter(img, (0, hi, hi)) - img)
 
 
 def manipulate(method: str, image: np.ndarray, geometry: FaceGeometry, rng: np.random.Generator,
