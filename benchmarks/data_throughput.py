@@ -1,29 +1,28 @@
-"""Training-loader throughput vs a decode-only baseline, same files, same process.
+"""Training-loader throughput vs decode-only with the same decoder, same files, same process.
 
     python benchmarks/data_throughput.py [--data DIR] [--img-size 128] [--workers 0 1] [--images 512]
-                                         [--rounds 7] [--draft-upscale 1.0]
+                                         [--rounds 7] [--draft-upscale 1.25]
 
-The baseline opens each file with PIL and converts it to RGB (the least any loader must do).
+Goal (issue 12): per worker, the training loader delivers >= 0.8x (bar 0.6) the images/s of
+*decode-only at full resolution with the loader's own reader* (``read_image_tensor``: simplejpeg /
+libjpeg-turbo when installed), the stable baseline; PIL's ``Image.open(p).convert("RGB")`` is
+printed for reference only (its speed is bimodal from process to process here, 0.27 vs 0.55 ms).
+
 The loader (``two`` stages) is the one the training engine uses on a GPU
-(``dflib.data.sampling.make_train_loader(..., batched=True)``): its workers decode, crop + resize to
-128 px, flip and JPEG re-compress each image and ship ``uint8`` batches; blur, colour jitter and
-normalisation run afterwards, batched, on the device. Goal: loader >= 0.7x the baseline per worker.
-
-For the whole picture the same run also measures
+(``dflib.data.sampling.make_train_loader(..., batched=True)``): its workers decode each JPEG at
+the smallest DCT scale that covers the model input (``dflib.data.transforms.REDUCED_DECODING``:
+a 256 px crop at 128 px for a 128 px model, exactly as evaluation and predict decode it), crop +
+resize to 128 px, flip and JPEG re-compress, and ship ``uint8`` batches; blur, colour jitter and
+normalisation run afterwards, batched, on the device. The same run also measures
 * ``one`` stage: every step in the workers, per image, ``float32`` out (``batched=False``): what
   the engine uses when it trains on the CPU, where the model step, not the loader, sets the pace
-  (``benchmarks/train_throughput.py``: under 1 % data wait), and
-* ``batch stage``: what the device-side part costs per image when the device is this CPU
-  (on a GPU it is a few kernels per batch).
+  (``benchmarks/train_throughput.py``), and
+* ``batch stage``: what the device-side part costs per image when the device is this CPU.
 
-Rounds are interleaved (baseline, loader, baseline, ...); each round's ratio compares two passes
-that ran back to back, and the median ratio over the rounds is reported, so a noisy neighbour on a
-shared machine hits both sides alike (throughput here drifts by up to 2x within a minute). Each round starts a fresh loader (new worker
-processes), because decode speed here differs from one process to the next by up to 1.5x (the
-baseline's own process too: compare its column across rows). The ms/img columns show where the
-gap is.
-``--draft-upscale`` sets ``AugmentConfig.draft_upscale`` (reduced JPEG decoding; 1.25 lets a
-256 px image be decoded at 128 px for 128 px crops).
+Rounds are interleaved (own decode, loader, PIL, ...); each round's ratio compares passes that ran
+back to back, and the median over the rounds is reported, so a noisy neighbour on a shared machine
+hits both sides alike. Each round starts a fresh loader (new worker processes).
+``--draft-upscale`` sets ``AugmentConfig.draft_upscale`` (0 switches reduced decoding off).
 """
 
 from __future__ import annotations
@@ -37,8 +36,10 @@ import torch
 
 from dflib.data import AugmentConfig, DeepfakeDataset, resolve_data_dir, train_transform
 from dflib.data.io import jpeg_decoder, read_image_tensor
-from dflib.data.stats import decode_throughput, loader_throughput
 from dflib.data.sampling import make_train_loader
+from dflib.data.stats import decode_throughput, loader_throughput
+
+GOAL, BAR = 0.8, 0.6  # loader images/s per worker over decode-only images/s with the same decoder (issue 12)
 
 
 def batch_stage_ms(loader, transform, rounds: int) -> float:
@@ -55,7 +56,7 @@ def batch_stage_ms(loader, transform, rounds: int) -> float:
 
 
 def tensor_decode_throughput(paths) -> float:
-    """Images/s of the loader's own decoding (``read_image_tensor``: file read + JPEG decode)."""
+    """Images/s of the loader's own reader at full resolution (``read_image_tensor``: file read + JPEG decode)."""
     start = time.perf_counter()
     for p in paths:
         read_image_tensor(p)
@@ -86,45 +87,43 @@ def main(argv=None) -> int:
     print(f"loader: {transform!r}")
     decode_throughput(paths[:32])  # warm the page cache and the codecs
 
-    print(f"{'workers':>7} {'stages':>7} {'baseline img/s':>15} {'loader img/s':>13} {'loader/worker':>14} "
-          f"{'baseline ms/img':>16} {'worker ms/img':>14} {'ratio/worker':>13}")
-    print("(img/s and ms/img: medians over the rounds; ratio/worker: median of the rounds' ratios)")
+    name = (jpeg_decoder() or ("PIL",))[0]
+    print(f"own: decode only at full resolution with the loader's own reader (read_image_tensor, {name}); "
+          f"PIL: Image.open + convert('RGB') (reference only: its speed differs from process to process)")
+    print(f"{'workers':>7} {'stages':>7} {'own img/s':>10} {'PIL img/s':>10} {'loader img/s':>13} "
+          f"{'own ms/img':>11} {'worker ms/img':>14} {'loader/own':>11} {'loader/PIL':>11}")
+    print("(img/s and ms/img: medians over the rounds; ratios: per worker, median of the rounds' ratios)")
     worst = float("inf")
     for w in args.workers:
         for batched in (True, False):
-            base, load, ratios = [], [], []
+            own, pil, load, r_own, r_pil = [], [], [], [], []
             for _ in range(args.rounds):
                 loader = make_train_loader(ds, transform, args.batch_size, workers=w, batched=batched)
                 for _ in loader:  # start the workers, warm the codecs
                     pass
-                base.append(decode_throughput(paths))
+                own.append(tensor_decode_throughput(paths))
                 load.append(loader_throughput(loader, warmup=False))
-                ratios.append(load[-1] / max(w, 1) / base[-1])
+                pil.append(decode_throughput(paths))
+                r_own.append(load[-1] / max(w, 1) / own[-1])
+                r_pil.append(load[-1] / max(w, 1) / pil[-1])
                 del loader
-            b, l = statistics.median(base), statistics.median(load)
-            per_worker = l / max(w, 1)
-            ratio = statistics.median(ratios)
+            o, p, ld = statistics.median(own), statistics.median(pil), statistics.median(load)
+            per_worker = ld / max(w, 1)
+            ratio = statistics.median(r_own)
             if batched:
                 worst = min(worst, ratio)
-            print(f"{w:>7} {'two' if batched else 'one':>7} {b:>15.0f} {l:>13.0f} {per_worker:>14.0f} "
-                  f"{1e3 / b:>16.3f} {1e3 / per_worker:>14.3f} {ratio:>13.2f}")
+            print(f"{w:>7} {'two' if batched else 'one':>7} {o:>10.0f} {p:>10.0f} {ld:>13.0f} {1e3 / o:>11.3f} "
+                  f"{1e3 / per_worker:>14.3f} {ratio:>11.2f} {statistics.median(r_pil):>11.2f}")
             time.sleep(0.2)
-    pil, own = [], []
-    for _ in range(args.rounds):
-        pil.append(decode_throughput(paths))
-        own.append(tensor_decode_throughput(paths))
-    name = (jpeg_decoder() or ("PIL",))[0]
-    print(f"decode only with the loader's own reader ({name}): {1e3 / statistics.median(own):.3f} ms/img, "
-          f"{statistics.median(o / b for o, b in zip(own, pil)):.2f}x the baseline's speed "
-          f"({1e3 / statistics.median(pil):.3f} ms/img); the rest of a worker's time is crop + resize, flip, "
-          f"JPEG and batching")
     stage = batch_stage_ms(make_train_loader(ds, transform, args.batch_size, workers=0, batched=True),
                            transform, args.rounds)
     print(f"batch stage (blur, colour jitter, normalise) on this CPU, 1 thread: {stage:.3f} ms/img "
           f"(runs on the training device, after the loader)")
-    print(f"worst ratio per worker (two stages, the engine's loader on a GPU): {worst:.2f} (goal >= 0.70) -> "
-          f"{'PASS' if worst >= 0.7 else 'FAIL'}")
-    return 0
+    verdict = ("PASS (goal met)" if worst >= GOAL else
+               f"PASS (above the {BAR:.1f} bar, below the {GOAL:.1f} goal)" if worst >= BAR else "FAIL")
+    print(f"worst loader/own ratio per worker (two stages, the engine's loader on a GPU): {worst:.2f} "
+          f"(goal >= {GOAL:.2f}, bar {BAR:.2f}) -> {verdict}")
+    return 0 if worst >= BAR else 1
 
 
 if __name__ == "__main__":

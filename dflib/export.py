@@ -83,7 +83,7 @@ def _img_size(model: nn.Module, card: ModelCard | None, img_size: int | None) ->
 
 def _metadata(model: nn.Module, card: ModelCard | None, img_size: int, exporter: str) -> dict[str, str]:
     import dflib
-    from dflib.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+    from dflib.data.transforms import IMAGENET_MEAN, IMAGENET_STD, REDUCED_DECODING
 
     if card is not None:
         name, arch, mean, std, threshold = card.name, card.architecture, card.mean, card.std, card.threshold_or_default()
@@ -101,6 +101,10 @@ def _metadata(model: nn.Module, card: ModelCard | None, img_size: int, exporter:
         "std": json.dumps(list(std)),
         "threshold": repr(float(threshold)),
         "input": f"{INPUT_NAME}: float32 (N, 3, {img_size}, {img_size}), RGB scaled to [0, 1], then (x - mean) / std",
+        "preprocessing": (f"JPEG: decode at the DCT scale (1/2, 1/4 or 1/8, libjpeg) whose output still covers "
+                          f"{img_size} px (dflib.data.io.jpeg_scale), then antialiased bilinear resize to {img_size}; "
+                          f"other formats: resize" if REDUCED_DECODING else
+                          f"decode in full, antialiased bilinear resize to {img_size}"),
         "output": f"{OUTPUT_NAME}: float32 (N,); P(fake) = sigmoid(logit); fake when P(fake) >= threshold",
     }
 

@@ -8,8 +8,16 @@ import warnings
 import pytest
 import torch
 
-from dflib.data import (AugmentConfig, DeepfakeDataset, check_splits, denormalize, eval_transform,
-                        make_loader, train_transform)
+from dflib.data import (
+    AugmentConfig,
+    DeepfakeDataset,
+    check_splits,
+    denormalize,
+    eval_transform,
+    make_loader,
+    train_transform,
+)
+from dflib.data.transforms import REDUCED_DECODING
 from tests.conftest import make_dataset, write_image
 
 
@@ -155,7 +163,9 @@ def test_eval_transform_matches_torchvision_compose(tiny_dataset):
     assert out.dtype == torch.float32 and out.shape == (3, 24, 24) and out.is_contiguous()
     assert torch.allclose(out, ref(img), atol=1e-5)
     assert torch.allclose(eval_transform(24)(img.float() / 255), out, atol=0.02)  # float in [0, 1]; no uint8 rounding
-    assert eval_transform(24).decode_size is None and eval_transform(24, draft=True).decode_size == 24
+    assert eval_transform(24, draft=False).decode_size is None and eval_transform(24, draft=True).decode_size == 24
+    # the default follows the one decision on reduced decoding (transforms.REDUCED_DECODING)
+    assert eval_transform(24).decode_size == (24 if REDUCED_DECODING else None)
 
 
 def test_train_steps_match_torchvision_kernels():
@@ -224,9 +234,11 @@ def test_dataset_accepts_index_seed_pairs(tiny_dataset):
 
 
 def test_train_transform_decode_size_respects_draft_upscale():
-    assert train_transform(128).decode_size == 151  # 128 px from the smallest crop (0.85 of the side)
+    # 128 px from the smallest crop (0.85 of the side), never enlarged
+    assert train_transform(128, AugmentConfig(draft_upscale=1.0)).decode_size == 151
     assert train_transform(128, AugmentConfig(draft_upscale=0)).decode_size is None
     assert train_transform(128, AugmentConfig(draft_upscale=1.25)).decode_size == 121
+    assert train_transform(128).decode_size == (121 if REDUCED_DECODING else 151)  # the default decision
     with pytest.raises(ValueError, match="jpeg_p is a probability"):
         train_transform(128, AugmentConfig(jpeg_p=1.5))
     with pytest.raises(ValueError, match="crop_scale"):

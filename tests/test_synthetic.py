@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dflib.evaluation.baselines import difficulty_baselines
+from dflib.evaluation.baselines import FEATURES, difficulty_baselines
 from dflib.data.synthetic import (METHODS, SampleConfig, default_cache_dir, ensure_sample, generate_sample,
                                   manipulate, read_manifest, render_face)
 from dflib.data.synthetic import cache as cache_mod
@@ -125,22 +125,53 @@ def test_render_and_manipulate_api():
         manipulate("deepdream", img, geo, np.random.default_rng(1))
 
 
-def test_upsampling_artifact_survives_resizing_to_128():
-    """The period-4 checkerboard at 256 px must still be a spectral peak after 256 -> 128."""
+def test_upsampling_artifact_is_a_spectral_peak():
+    """Transposed-convolution upsampling leaves a period-`factor` peak in the 2-D spectrum (on the axes),
+    which the ring average of a spectral probe hides (generator v3 matches the ring powers)."""
 
-    def nyquist_peak(x: np.ndarray) -> float:  # energy near (64, 0) and (0, 64) of the 128 px spectrum
-        small = np.asarray(Image.fromarray(x).convert("L").resize((128, 128), Image.BILINEAR), float)
-        f = np.abs(np.fft.fft2(small - small.mean()))
-        near = np.r_[0:4, -3:0]
-        return f[64, near].sum() + f[near, 64].sum()
+    def axis_peak(x: np.ndarray, factor: int) -> float:  # energy at frequency 1/factor on both axes
+        g = np.asarray(Image.fromarray(x).convert("L"), float)
+        f = np.abs(np.fft.fft2(g - g.mean()))
+        k = round(g.shape[0] / factor)
+        near = np.r_[0:3, -2:0]
+        return f[k, near].sum() + f[near, k].sum()
 
     ratios = []
-    for seed in range(12):
+    for seed in range(16):
         img, geo = render_face(np.random.default_rng(100 + seed), 256)
         fake, params = manipulate("upsampling", img, geo, np.random.default_rng(seed))
-        if params["mode"] == "transposed_conv":
-            ratios.append(nyquist_peak(fake) / nyquist_peak(img))
-    assert len(ratios) >= 3 and min(ratios) > 3.0, ratios
+        if params["mode"] == "transposed_conv" and params["checkerboard_strength"] > 0.08:
+            ratios.append(axis_peak(fake, params["factor"]) / axis_peak(img, params["factor"]))
+    assert len(ratios) >= 2 and min(ratios) > 1.5, ratios
+
+
+def test_fakes_keep_the_spectrum_of_their_source():
+    """match_spectrum: the windowed ring-averaged log power (the spectral probe's feature) of a fake
+    stays within a few hundredths of a decade of the real face it was made from, for every method."""
+    from dflib.evaluation.baselines import _spectral
+
+    def profile(x: np.ndarray) -> np.ndarray:
+        return _spectral(np.asarray(Image.fromarray(x).convert("L"), np.float32) / 255)[0]
+
+    for method in METHODS:
+        diffs = []
+        for seed in range(4):
+            rng = np.random.default_rng(seed)
+            img, geo = render_face(rng, 256)
+            donor = render_face(rng, 256)
+            fake, _ = manipulate(method, img, geo, rng, donor=donor)
+            diffs.append(profile(fake) - profile(img))
+        mean = np.mean(diffs, 0)[8:]  # above the lowest rings, which the matching leaves alone
+        assert np.abs(mean).mean() < 0.06, (method, np.abs(mean).mean())
+
+
+def test_real_and_fake_i_share_every_camera_setting(tiny):
+    df = read_manifest(tiny)
+    cams = df.assign(index=df.path.str.extract(r"_(\d+)\.jpg$")[0]).pivot_table(
+        index=["split", "index"], columns="label", values="camera", aggfunc="first")
+    assert (cams[0] == cams[1]).all()
+    settings = json.loads(cams.iloc[0, 0])
+    assert {"blur_sigma", "cfa", "sharpen", "resample", "first_jpeg", "jpeg_quality"} <= set(settings)
 
 
 def test_bad_parameters_raise_clear_errors(tmp_path):
@@ -249,8 +280,12 @@ def test_default_sample_layout(default_sample):
 
 
 def test_default_sample_has_no_shortcuts(default_sample):
-    """Hard for a linear model on thumbnails and for global statistics (a CNN reaches >= 0.95)."""
-    res = difficulty_baselines(default_sample).set_index("feature").test_roc_auc
-    assert res["logistic regression, 32x32 gray pixels"] <= 0.75, res
-    assert res["file size only"] <= 0.60, res
-    assert res["mean intensity only"] <= 0.60, res
+    """No trivial feature separates real from fake on Test: every baseline <= 0.80 overall (the bar;
+    the goal is 0.75), the old three as strict as before (a CNN reaches >= 0.95)."""
+    res = difficulty_baselines(default_sample, n_boot=200)
+    overall = res[res.subset == "all"].set_index("feature").test_roc_auc
+    assert set(overall.index) == set(FEATURES) and overall.max() <= 0.80, overall
+    assert overall["logistic regression, 32x32 gray pixels"] <= 0.75, overall
+    assert overall["file size only"] <= 0.60, overall
+    assert overall["mean intensity only"] <= 0.60, overall
+    assert set(res.subset) == {"all", *METHODS}  # per manipulation too (reported, not bounded)

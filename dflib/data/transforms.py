@@ -29,6 +29,15 @@ import torch.nn.functional as nnf
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
+# The one decision on reduced decoding (issue 12): a JPEG is decoded at the smallest DCT scale
+# (1/2, 1/4, 1/8) that still covers the model input, then resized, in training (for the smallest
+# crop, enlarged by at most DRAFT_UPSCALE) *and* in evaluation, predict, the robustness sweep's
+# clean reference and ONNX preprocessing, so a detector sees the same kind of pixels everywhere.
+# A 256 px face crop for a 128 px model is decoded at 128 px: 40 % less decode time and no
+# 256 -> 128 resize in the loader (benchmarks/data_throughput.py). PNG and other formats resize.
+REDUCED_DECODING = True
+DRAFT_UPSCALE = 1.25 if REDUCED_DECODING else 1.0  # 1 / sqrt(0.8 * 0.9) = 1.18 covers the default crops
+
 
 @dataclass
 class AugmentConfig:
@@ -41,11 +50,11 @@ class AugmentConfig:
     ``draft_upscale`` bounds reduced JPEG decoding (see :func:`dflib.data.io.read_image_tensor`):
     an image may be decoded at 1/2, 1/4 or 1/8 scale only if the smallest crop that
     ``crop_scale``/``crop_ratio`` can draw is then enlarged by at most this factor to reach
-    ``img_size``. The default ``1.0`` never loses detail: a 2000 px photo is decoded at 1/4 or
-    1/8 scale for 128 px crops, a 256 px face crop in full. Larger values trade detail for
-    speed (``1.25`` decodes 256 px crops at 128 px), but measure before using them: decoding at
-    1/2 scale was no faster here (libjpeg-turbo's scaled IDCT is not vectorised) and removes
-    exactly the fine detail deepfake detectors look at. ``0`` switches reduced decoding off.
+    ``img_size``. The default (:data:`DRAFT_UPSCALE`, 1.25 while :data:`REDUCED_DECODING`) decodes
+    256 px face crops at 128 px for 128 px crops, as evaluation does; ``1.0`` never enlarges a
+    crop (a 256 px crop is then decoded in full, a 2000 px photo at 1/4 or 1/8 scale), ``0``
+    switches reduced decoding off. Change it only together with :data:`REDUCED_DECODING`, or
+    the detector trains on other pixels than it is evaluated on.
     """
 
     hflip_p: float = 0.5
@@ -60,7 +69,7 @@ class AugmentConfig:
     contrast: float = 0.15
     saturation: float = 0.15
     hue: float = 0.0
-    draft_upscale: float = 1.0
+    draft_upscale: float = DRAFT_UPSCALE
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -188,12 +197,13 @@ class SeededTransform:
 class EvalTransform(SeededTransform):
     """Resize (antialiased, whole image; face crops are square) and normalise.
 
-    ``decode_size``: with ``draft=True`` the dataset may decode a JPEG at reduced scale down to
-    this size (never below ``img_size``); ``None`` (the default, ``draft=False``) decodes in full.
+    ``decode_size``: with ``draft=True`` (the default, :data:`REDUCED_DECODING`) the dataset may
+    decode a JPEG at reduced scale down to this size (never below ``img_size``); ``None``
+    (``draft=False``) decodes in full.
     """
 
     def __init__(self, img_size: int = 128, mean: tuple[float, ...] = IMAGENET_MEAN,
-                 std: tuple[float, ...] = IMAGENET_STD, draft: bool = False) -> None:
+                 std: tuple[float, ...] = IMAGENET_STD, draft: bool = REDUCED_DECODING) -> None:
         self.img_size = _check_size(img_size)
         self.normalize = _Normalize(mean, std)
         self.decode_size = img_size if draft else None
@@ -211,13 +221,13 @@ def eval_transform(
     mean: tuple[float, ...] = IMAGENET_MEAN,
     std: tuple[float, ...] = IMAGENET_STD,
     *,
-    draft: bool = False,
+    draft: bool = REDUCED_DECODING,
 ) -> EvalTransform:
     """Resize (antialiased, whole image, aspect ratio ignored as face crops are square) + normalise.
 
-    ``draft=True`` lets the dataset decode large JPEGs at reduced scale (never below
-    ``img_size``): faster, but not the same pixels. Off by default because it moved the
-    predictions of detectors trained on full decodes (see ``benchmarks/data_throughput.py``).
+    ``draft=True`` (the default, :data:`REDUCED_DECODING`) lets the dataset decode JPEGs at
+    reduced scale (never below ``img_size``), as training does: the same kind of pixels in both.
+    ``draft=False`` decodes in full (for detectors trained before generator v3 / issue 12).
     """
     return EvalTransform(img_size, mean, std, draft=draft)
 

@@ -2,9 +2,12 @@
 
 Images in the wild go through messengers and social networks that re-encode, downscale and
 crop them; a detector that keys on fine generator artefacts loses them first. Every
-degradation here is deterministic (no randomness) and acts on the *decoded* image (the file as
-read by :func:`dflib.data.read_image_tensor`), before the model's own resize + normalise
+degradation here is deterministic (no randomness) and acts on the *decoded* full-resolution image
+(the file as read by :func:`dflib.data.read_image_tensor`), before the model's own resize + normalise
 (:func:`dflib.data.eval_transform`), as it would happen to a file before it reaches the detector.
+The clean reference (``none``) reads each file exactly as ``evaluate`` and ``predict`` do (reduced
+JPEG decoding, :data:`dflib.data.transforms.REDUCED_DECODING`); a degraded image is pixels, which
+are resized like any non-JPEG input.
 
     >>> df = robustness_sweep({"resnet": model}, test_dataset, img_size=128, levels=SMOKE_SWEEP)
     >>> df.pivot_table(index=["degradation", "level"], columns="model", values="roc_auc")
@@ -15,7 +18,8 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -143,8 +147,9 @@ def _per_model(value, names: list[str], what: str, is_single: Callable[[Any], bo
     return {n: value[n] for n in names}
 
 
-def _load_items(data, labels, limit: int | None, seed: int) -> tuple[Callable[[int], torch.Tensor], list[int]]:
-    """A loader ``j -> uint8 image`` and the labels, from a dataset, a list of paths or a tensor."""
+def _load_items(data, labels, limit: int | None, seed: int) -> tuple[Callable[..., torch.Tensor], list[int]]:
+    """A loader ``(j, min_size=None) -> uint8 image`` and the labels, from a dataset, a list of paths or a
+    tensor (``min_size``: reduced JPEG decoding, as :func:`read_image_tensor`; ignored for tensors)."""
     if hasattr(data, "samples") and hasattr(data, "load"):  # DeepfakeDataset: labels come with it
         load, n = data.load, len(data.samples)
         y = [int(t) for _, t in data.samples] if labels is None else [int(v) for v in labels]
@@ -153,10 +158,11 @@ def _load_items(data, labels, limit: int | None, seed: int) -> tuple[Callable[[i
     elif isinstance(data, torch.Tensor):
         if data.ndim != 4:
             raise ValueError(f"a tensor of images must be (N, 3, H, W), got shape {tuple(data.shape)}")
-        load, n, y = (lambda i: data[i]), data.shape[0], [int(v) for v in labels]
+        load, n, y = (lambda i, min_size=None: data[i]), data.shape[0], [int(v) for v in labels]
     else:
         paths = [os.fspath(p) for p in data]
-        load, n, y = (lambda i: read_image_tensor(paths[i])), len(paths), [int(v) for v in labels]
+        load, n, y = ((lambda i, min_size=None: read_image_tensor(paths[i], min_size=min_size)), len(paths),
+                      [int(v) for v in labels])
     if len(y) != n:
         raise ValueError(f"labels ({len(y)}) and images ({n}) differ in number")
     if any(v not in (0, 1) for v in y):
@@ -171,7 +177,7 @@ def _load_items(data, labels, limit: int | None, seed: int) -> tuple[Callable[[i
             members = np.asarray([i for i in index if y[i] == cls], dtype=np.int64)
             keep += rng.permutation(members)[: limit // 2].tolist()
         index = sorted(keep)
-    return (lambda j: load(index[j])), [y[i] for i in index]
+    return (lambda j, min_size=None: load(index[j], min_size)), [y[i] for i in index]
 
 
 @torch.inference_mode()
@@ -217,6 +223,7 @@ def robustness_sweep(
     transforms = {m: eval_transform(int(sizes[m]), tuple((norms[m] or {}).get("mean", IMAGENET_MEAN)),
                                     tuple((norms[m] or {}).get("std", IMAGENET_STD))) for m in names}
     load, y = _load_items(data, labels, limit, seed)
+    decode_sizes = {m: getattr(transforms[m], "decode_size", None) for m in names}
     device = torch.device(device)
     modes = {m: models[m].training for m in names}
     tasks = [("none", 0.0)] + [(d, float(lv)) for d, lvs in sweep.items() for lv in lvs]
@@ -229,10 +236,16 @@ def robustness_sweep(
         for m in names:
             models[m].eval()
         for start in tqdm(range(0, len(y), batch_size), desc="robustness sweep", disable=not progress, unit="batch"):
-            imgs, ids = [], []
+            imgs, ids, clean = [], [], {m: [] for m in names}
             for j in range(start, min(start + batch_size, len(y))):
                 try:
-                    imgs.append(load(j))
+                    full = load(j)
+                    # the clean reference is read exactly as evaluate / predict read the file (reduced
+                    # JPEG decoding where the model's transform allows it); degradations act on the full image
+                    reduced = {ds: (full if ds is None else load(j, ds)) for ds in decode_sizes.values()}
+                    imgs.append(full)
+                    for m in names:
+                        clean[m].append(reduced[decode_sizes[m]])
                     ids.append(j)
                 except ImageReadError as e:
                     warnings.warn(f"robustness sweep skips {e}", stacklevel=2)
@@ -246,7 +259,7 @@ def robustness_sweep(
                     if same and d != "none":
                         scores[(m, d, lv)].append(scores[(m, "none", 0.0)][-1])
                         continue
-                    x = torch.stack([transforms[m](o) for o in out]).to(device)
+                    x = torch.stack([transforms[m](o) for o in (clean[m] if d == "none" else out)]).to(device)
                     scores[(m, d, lv)].append(torch.sigmoid(models[m](x).float().reshape(-1)).cpu())
     finally:
         for m in names:

@@ -7,10 +7,14 @@ faces changed by one of four manipulation families that mirror real deepfake pip
 keeps one copy per config in a user cache folder (`default_cache_dir`).
 
 The default config (400 Train images per class, 100 per class in Validation and Test,
-256 px) is generated in about half a minute on one CPU core. It is built to be hard for
-shortcuts and easy for convolutional networks: a logistic regression on 32x32 gray pixels,
-the file size or the mean brightness alone stay close to chance (`dflib.evaluation.baselines`),
-while a small CNN trained for a few CPU minutes at 128 px separates real from fake.
+256 px) is generated in about a minute on one CPU core. It is built to be hard for
+shortcuts and easy for convolutional networks: reals and fakes share one randomised camera
+(`camera`: blur, CFA demosaicing, noise, sharpening, resampling, single or double JPEG) and every
+fake gets the power spectrum of its source back (`manipulations.match_spectrum`), so logistic
+regressions on 32x32 gray pixels, on the power spectrum, on colour statistics or on the JPEG tables,
+and single numbers (file size, brightness, high-frequency energy, sharpness) stay close to chance
+(`dflib.evaluation.baselines`), while a small CNN trained for a few CPU minutes at 128 px
+separates real from fake.
 
     >>> from dflib.data.synthetic import ensure_sample, read_manifest
     >>> data_dir = ensure_sample()          # .../sample-<hash>/Dataset, built once

@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .camera import camera
 from .faces import render_face
-from .generate import SampleConfig, camera
+from .generate import SampleConfig, camera_settings
 from .manipulations import METHODS, manipulate
 
 EXAMPLES_STREAM = 100  # spawn-key namespace; the sample's splits use 0, 1, 2
@@ -28,10 +29,7 @@ LABEL_COLUMNS = ["path", "label", "method"]
 
 def _camera_settings(config: SampleConfig, index: int) -> dict:
     """As :func:`generate.camera_settings`, from the examples' own stream (shared by real and fake i)."""
-    rng = np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=(EXAMPLES_STREAM, 2, index)))
-    return {"jpeg_quality": int(rng.integers(config.jpeg_quality[0], config.jpeg_quality[1] + 1)),
-            "noise_sigma": round(float(rng.uniform(*config.noise_sigma)), 3),
-            "shot_noise": round(float(rng.uniform(0.0, 0.04)), 4)}
+    return camera_settings(config, "", index, stream=EXAMPLES_STREAM)
 
 
 def make_example_image(label: int, index: int, seed: int = EXAMPLES_SEED, size: int = 256) -> tuple[bytes, str]:

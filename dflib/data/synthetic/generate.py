@@ -8,15 +8,15 @@ Layout (identical to `manjilkarki/deepfake-and-real-images`)::
 Every image has its own random generator, derived with `numpy.random.SeedSequence` from
 (seed, split, class, index): images can be made in any order and in parallel, and the same
 config always gives byte-identical files (with the same numpy/Pillow versions). Reals and
-fakes share one "camera" (sensor noise + JPEG); real_i and fake_i of a split even get the same
-camera settings, so no global statistic (file size, JPEG quality, brightness) gives the label
-away and the difference has to be found in local structure.
+fakes share one randomised "camera" (:mod:`.camera`: blur, CFA demosaicing, sensor noise,
+sharpening, resampling, single or double JPEG); real_i and fake_i of a split even get the same
+camera settings, so no global statistic (file size, JPEG tables, brightness, the power spectrum)
+gives the label away and the difference has to be found in local structure.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import secrets
@@ -29,17 +29,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 
-from ._raster import to_chw_float, to_hwc_uint8
+from .camera import camera, draw_settings
 from .faces import render_face
 from .manipulations import METHODS, manipulate
 
-GENERATOR_VERSION = 2  # bump whenever the images change, so cached samples are rebuilt
+GENERATOR_VERSION = 3  # bump whenever the images change, so cached samples are rebuilt
 SPLITS = ("Train", "Validation", "Test")
 CLASSES = ("Real", "Fake")  # folder names; index = label (real = 0, fake = 1)
 MANIFEST_COLUMNS = ["path", "split", "label", "method", "identity", "donor", "jpeg_quality",
-                    "noise_sigma", "params"]
+                    "noise_sigma", "params", "camera"]
 
 
 @dataclass(frozen=True)
@@ -130,34 +129,17 @@ def resolve_config(config: SampleConfig | None, overrides: dict) -> SampleConfig
     return replace(config, **overrides) if overrides else config
 
 
-def camera_settings(config: SampleConfig, split: str, index: int) -> dict:
-    """Camera settings (noise levels, JPEG quality) of image `index` of `split`.
+def camera_settings(config: SampleConfig, split: str, index: int, stream: int | None = None) -> dict:
+    """Camera settings (see :mod:`.camera`) of image `index` of `split` (or of spawn-key `stream`).
 
     They depend on the index but not on the class: real_00012 and fake_00012 are "shot" with
-    the same settings, so every split has exactly the same distribution of JPEG qualities and
-    noise levels in both classes - not just in expectation - and none of them hints at the label.
+    the same settings, so every split has exactly the same distribution of JPEG qualities, noise
+    levels, resampling and sharpening in both classes - not just in expectation - and none of
+    them hints at the label.
     """
-    rng = np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=(SPLITS.index(split), 2, index)))
-    return {"jpeg_quality": int(rng.integers(config.jpeg_quality[0], config.jpeg_quality[1] + 1)),
-            "noise_sigma": round(float(rng.uniform(*config.noise_sigma)), 3),
-            "shot_noise": round(float(rng.uniform(0.0, 0.04)), 4)}
-
-
-def camera(image: np.ndarray, rng: np.random.Generator, settings: dict) -> bytes:
-    """The 'camera' shared by reals and fakes: sensor noise, then JPEG; returns the file bytes.
-
-    Noise = read noise (std `noise_sigma`) + shot noise whose variance grows with the signal,
-    mostly luminance at full resolution plus weaker chroma noise at half resolution."""
-    x = to_chw_float(image)
-    c, h, w = x.shape
-    std = np.sqrt(settings["noise_sigma"] ** 2 + settings["shot_noise"] * x.mean(0))
-    luma = rng.standard_normal((h, w), dtype=np.float32)
-    chroma = rng.standard_normal((c, (h + 1) // 2, (w + 1) // 2), dtype=np.float32)
-    chroma = chroma.repeat(2, 1).repeat(2, 2)[:, :h, :w]
-    x += std * (0.85 * luma + 0.5 * chroma)
-    buf = io.BytesIO()
-    Image.fromarray(to_hwc_uint8(x)).save(buf, format="JPEG", quality=settings["jpeg_quality"])
-    return buf.getvalue()
+    key = SPLITS.index(split) if stream is None else stream
+    rng = np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=(key, 2, index)))
+    return draw_settings(rng, config.jpeg_quality, config.noise_sigma)
 
 
 def make_image(config: SampleConfig, split: str, label: int, index: int) -> tuple[bytes, dict]:
@@ -182,7 +164,7 @@ def make_image(config: SampleConfig, split: str, label: int, index: int) -> tupl
     cam = {k: settings[k] for k in ("jpeg_quality", "noise_sigma")}
     row = {"path": f"{split}/{CLASSES[label]}/{kind}_{index:05d}.jpg", "split": split, "label": label,
            "method": method, "identity": identity, "donor": donor, **cam,
-           "params": json.dumps(params, sort_keys=True)}
+           "params": json.dumps(params, sort_keys=True), "camera": json.dumps(settings, sort_keys=True)}
     return data, row
 
 
@@ -301,4 +283,4 @@ def read_manifest(dataset_dir) -> pd.DataFrame:
     if not path.is_file():
         raise FileNotFoundError(f"no manifest.csv in {path.parent}: it is written by generate_sample / "
                                 "ensure_sample (the Kaggle dataset has none)")
-    return pd.read_csv(path, dtype={"donor": str, "params": str}, keep_default_na=False)
+    return pd.read_csv(path, dtype={"donor": str, "params": str, "camera": str}, keep_default_na=False)
