@@ -67,6 +67,15 @@ COLUMNS = (
 )
 
 
+
+def _encoded_share(loader, steps: int) -> float:
+    """Share of the images in the first ``steps`` batches that travel encoded (decoded on the device)."""
+    encoded = total = 0
+    for batch in Batches(loader, steps):
+        encoded += sum(t.ndim == 1 for t in batch.images)
+        total += len(batch.images)
+    return encoded / max(total, 1)
+
 class Batches:
     """``n`` batches from a loader per pass, continuing across epochs; counts the time spent waiting."""
 
@@ -250,7 +259,11 @@ class Check:
                     )
                     if name == "resnet18_w16" and px == 128 or self.dry and name == "resnet18_w16":
                         verdict = "not judged in a dry run" if self.dry else ("PASS" if full / only >= 0.9 else "FAIL")
-                        cols["result"] = f"goal >= 0.90: {verdict} (JPEGs decoded on the device)"
+                        share = _encoded_share(loader, self.steps)
+                        cols["result"] = (
+                            f"goal >= 0.90: {verdict} ({100 * share:.0f} % of the images decoded on the device; "
+                            f"the loader decodes the others, e.g. at reduced scale as evaluation does)"
+                        )
                         self.add("full", name, px, setting, **cols)
                         self._cpu_decode_row(model, name, px, amp, only, setting)
                         continue

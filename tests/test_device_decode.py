@@ -20,6 +20,8 @@ from dflib.training import fit
 from tests.conftest import make_dataset, write_image
 
 EVERYTHING = AugmentConfig(hflip_p=0.5, jpeg_p=0.5, blur_p=0.5, color_p=0.5)
+# Reduced decoding off: every baseline colour JPEG is decoded in full, so it travels encoded.
+FULL_DECODE = AugmentConfig(hflip_p=0.5, jpeg_p=0.5, blur_p=0.5, color_p=0.5, draft_upscale=0)
 
 
 @pytest.fixture(scope="module")
@@ -34,10 +36,19 @@ def _batches(loader, transform):
     return [finish_batch(b, transform, "cpu") for b in loader]
 
 
-@pytest.mark.parametrize("workers", [0, 1])
-def test_same_images_same_augmentation_as_the_cpu_loader(train_set, workers):
+@pytest.mark.parametrize(
+    ("workers", "augment", "expected_kinds"),
+    [
+        (0, FULL_DECODE, {1, 3}),  # encoded JPEGs, plus the PNG and the greyscale JPEG as CPU crops
+        (1, FULL_DECODE, {1, 3}),
+        # Reduced decoding on (the default): the 64 px JPEGs are decoded at 1/2 scale by the CPU
+        # worker, as evaluation decodes them, so none travels encoded and the pixels stay the same.
+        (0, EVERYTHING, {3}),
+    ],
+)
+def test_same_images_same_augmentation_as_the_cpu_loader(train_set, workers, augment, expected_kinds):
     ds = DeepfakeDataset(discover(train_set), "Train", None)
-    t = train_transform(32, EVERYTHING)
+    t = train_transform(32, augment)
     cpu = make_train_loader(ds, t, 4, seed=5, workers=workers, batched=True)
     dev = make_device_decode_loader(ds, t, 4, seed=5, workers=workers)
     for epoch in (0, 1):
@@ -46,7 +57,7 @@ def test_same_images_same_augmentation_as_the_cpu_loader(train_set, workers):
         raw = list(dev)
         assert all(isinstance(b, EncodedBatch) for b in raw)
         kinds = {t.ndim for b in raw for t in b.images}
-        assert kinds == {1, 3}  # encoded JPEGs, plus the PNG and the greyscale JPEG as CPU crops
+        assert kinds == expected_kinds
         ours, theirs = _batches(raw, t), _batches(cpu, t)
         assert len(ours) == len(theirs) == 3
         for (x1, y1), (x2, y2) in zip(ours, theirs):
@@ -83,7 +94,7 @@ def test_training_with_device_decoding_matches_cpu_decoding(train_set, tmp_path)
         epochs=1,
         data_dir=str(train_set),
         deterministic=True,
-        augment=EVERYTHING.to_dict(),
+        augment=FULL_DECODE.to_dict(),  # so JPEGs really travel encoded (see the test above)
     )
     before = torch.get_num_threads()
     try:

@@ -9,7 +9,8 @@ from PIL import Image
 
 from dflib.data import io
 from dflib.data.dataset import DeepfakeDataset
-from dflib.data.transforms import REDUCED_DECODING, eval_transform, train_transform
+from dflib.data import eval_transform, train_transform
+from dflib.data.transforms import REDUCED_DECODING
 
 
 def _face_folder(root, side: int = 256, n: int = 2):

@@ -8,14 +8,17 @@ device=...)``, nvJPEG on CUDA), then crops, resizes, flips and re-compresses eac
 and finishes with :meth:`~dflib.data.fused_augment.TrainTransform.batch_stage` (blur, colour
 jitter, normalisation), batched.
 
-* Only baseline 3-channel JPEGs (the whole Kaggle dataset) travel encoded. Anything else
-  (PNG, greyscale, progressive JPEG, an unreadable file) is decoded and cropped on the CPU by
-  the worker, exactly as the one-stage loader would, and joins the batch as a ``uint8`` crop.
+* Only baseline 3-channel JPEGs (the whole Kaggle dataset) that the CPU loader would decode in
+  full travel encoded. Anything else (PNG, greyscale, progressive JPEG, an unreadable file, and
+  a JPEG large enough for reduced decoding: nvJPEG cannot scale in the DCT domain, and training
+  must see the pixels evaluation sees) is decoded and cropped on the CPU by the worker, exactly
+  as the one-stage loader would, and joins the batch as a ``uint8`` crop. So with 256 px face
+  crops, device decoding pays off for models at 224-256 px; at 128 px the worker's reduced
+  decoding (a 256 px JPEG decoded at 128 px) is the fast path.
 * The random numbers come from the same per-sample seed as :func:`make_train_loader`'s, and
   the crop box is computed by the same code, so a batch holds the same images with the same
   augmentation. On the CPU (``device="cpu"``, how the tests run this path) the pixels are the
-  same as the CPU loader's wherever that decodes in full (no reduced decoding, which is the
-  case for 256 px face crops); on CUDA, nvJPEG, the GPU resize and the GPU JPEG encoder round
+  same as the CPU loader's; on CUDA, nvJPEG, the GPU resize and the GPU JPEG encoder round
   differently (a grey level here and there).
 
 The training engine selects it only on CUDA (``TrainConfig.decode="auto"``);
@@ -35,32 +38,39 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from dflib.data.dataset import DeepfakeDataset, make_loader
 from dflib.data.fused_augment import SampleStage, TrainTransform
-from dflib.data.io import ImageReadError, jpeg_roundtrip, read_image_tensor
+from dflib.data.io import ImageReadError, jpeg_roundtrip, jpeg_scale, read_image_tensor
 from dflib.data.sampling import BalancedSampler, SeededSampler
 
 _BASELINE_SOF = (0xC0, 0xC1)  # baseline and extended sequential Huffman JPEG: what nvJPEG decodes on the GPU
 
 
-def device_decodable(data: bytes, max_pixels: int) -> bool:
-    """True for a baseline (or extended sequential) 3-component JPEG of at most ``max_pixels`` pixels."""
+def device_jpeg_size(data: bytes, max_pixels: int) -> tuple[int, int] | None:
+    """``(width, height)`` of a baseline (or extended sequential) 3-component JPEG of at most
+    ``max_pixels`` pixels, the kind nvJPEG decodes on the GPU; None for anything else."""
     if data[:2] != b"\xff\xd8":
-        return False
+        return None
     i, n = 2, len(data)
     while i + 9 < n:
         if data[i] != 0xFF:
-            return False
+            return None
         marker = data[i + 1]
         if marker == 0xFF:
             i += 1
             continue
         if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # start of frame
             h, w = int.from_bytes(data[i + 5 : i + 7], "big"), int.from_bytes(data[i + 7 : i + 9], "big")
-            return marker in _BASELINE_SOF and data[i + 9] == 3 and 0 < h * w <= max_pixels
+            ok = marker in _BASELINE_SOF and data[i + 9] == 3 and 0 < h * w <= max_pixels
+            return (w, h) if ok else None
         if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
             i += 2
             continue
         i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
-    return False
+    return None
+
+
+def device_decodable(data: bytes, max_pixels: int) -> bool:
+    """True for a baseline (or extended sequential) 3-component JPEG of at most ``max_pixels`` pixels."""
+    return device_jpeg_size(data, max_pixels) is not None
 
 
 class EncodedDataset(Dataset):
@@ -92,7 +102,11 @@ class EncodedDataset(Dataset):
                 data = f.read()
         except OSError:
             data = b""
-        if device_decodable(data, self.base.max_pixels):
+        size = device_jpeg_size(data, self.base.max_pixels)
+        # Only JPEGs that the CPU loader would decode in full travel encoded: one it would decode at
+        # reduced scale in the DCT domain (reduced decoding, dflib.data.transforms.REDUCED_DECODING)
+        # is decoded so here too, so the detector sees the same pixels as in evaluation and predict.
+        if size is not None and jpeg_scale(size, self.transform.decode_size) == 1:
             return torch.frombuffer(bytearray(data), dtype=torch.uint8), label, draw, str(path)
         # Not for the device (or unreadable: the dataset substitutes the next image and warns).
         (img8, _), label = self.base.get(index, self.stage, seed)
@@ -131,6 +145,8 @@ def collate_encoded(batch: Sequence[tuple[torch.Tensor, int, torch.Tensor, str]]
 
 def _decode_all(encoded: list[torch.Tensor], device: torch.device, paths: list[str]) -> list[torch.Tensor]:
     """``decode_jpeg`` of a list on ``device`` (one batched call); a failing batch is retried image by image."""
+    if not encoded:  # every image of the batch was decoded by the loader (e.g. all at reduced scale)
+        return []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         from torchvision.io import ImageReadMode, decode_jpeg
