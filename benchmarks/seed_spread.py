@@ -72,7 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = resolve_data_dir(args.data)
     base = difficulty_baselines(data_dir, per_method=False)
     strongest = {k: (v.item() if hasattr(v, "item") else v) for k, v in strongest_baseline(base).items()}
-    rows = []
+    rows: list[dict] = []
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="dflib-seeds-") as tmp:
         for name in args.recipes:
             for seed in args.seeds:
@@ -80,15 +82,19 @@ def main(argv: list[str] | None = None) -> int:
                 r = rows[-1]
                 print(f"{name} seed {seed}: Test ROC-AUC {r['test_roc_auc']:.4f} (val {r['val_roc_auc']:.4f}, "
                       f"{r['epochs']} epochs, {r['minutes']:.1f} min)", flush=True)
+                table = write(out, data_dir, rows, strongest)  # after every run: an interrupted sweep keeps its runs
+    print(table)
+    return 0
+
+
+def write(out: Path, data_dir: Path, rows: list[dict], strongest: dict) -> str:
+    """Write ``<out>.json`` (runs + summary) and ``<out>.md`` (the table); returns the table."""
     summary = summarise(rows)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps({"data": str(data_dir), "runs": rows, "summary": summary,
                                                     "strongest_baseline": strongest}, indent=1) + "\n")
     table = markdown(summary, strongest)
     out.with_suffix(".md").write_text(table)
-    print(table)
-    return 0
+    return table
 
 
 if __name__ == "__main__":

@@ -160,11 +160,15 @@ def _fit_lr(x_tr, y_tr, x_va, y_va, C: float | None):
     from sklearn.preprocessing import StandardScaler
 
     def fit(c: float):
-        return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=5000)).fit(x_tr, y_tr)
+        # tol 1e-3: the ranking (all ROC-AUC needs) is settled long before the default 1e-4; 4x faster
+        return make_pipeline(StandardScaler(), LogisticRegression(C=c, tol=1e-3, max_iter=2000)).fit(x_tr, y_tr)
 
-    if C is not None or x_va is None:
-        return fit(C or 0.1)
-    fits = [fit(c) for c in C_GRID]
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):  # small problems: a multi-threaded BLAS only adds overhead (3x slower here)
+        if C is not None or x_va is None:
+            return fit(C or 0.1)
+        fits = [fit(c) for c in C_GRID]
     return max(fits, key=lambda m: roc_auc(y_va, m.decision_function(x_va)))
 
 
