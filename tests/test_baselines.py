@@ -96,3 +96,14 @@ def test_auc_interval_agrees_with_bootstrap_ci():
     ref = bootstrap_ci(y, s, roc_auc, n_boot=400, seed=0)
     assert lo < ref.estimate < hi
     assert abs(lo - ref.low) < 0.03 and abs(hi - ref.high) < 0.03
+
+
+def test_without_validation_split_c_is_fixed(tmp_path):
+    import shutil
+
+    root = _make(tmp_path, lambda im: im.point(lambda v: min(255, v + 30)), n=12)
+    shutil.rmtree(root / "Validation")
+    res = difficulty_baselines(root, n_boot=100)
+    assert _auc(res, "mean intensity only") >= 0.9
+    with pytest.raises(ValueError, match="not a folder"):
+        difficulty_baselines(tmp_path / "missing")

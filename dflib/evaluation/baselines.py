@@ -203,7 +203,7 @@ def difficulty_baselines(dataset_dir, *, train_split: str = "Train", test_split:
     f_tr, y_tr = _matrices(tr_items)
     f_te, y_te = _matrices(te_items)
     f_va = y_va = None
-    if val_split and C is None and val_split in discover(root).splits:
+    if val_split and C is None and val_split in discover(root):
         f_va, y_va = _matrices(_list_split(root, val_split, max_per_class))
     methods = _methods(root, te_items) if per_method else None
     subsets = {"all": np.ones(len(y_te), bool)}
