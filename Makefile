@@ -39,7 +39,7 @@ lint: $(STAMP)
 	$(PY) -m ruff format --check .
 	$(PY) -m ruff check .
 
-test: $(STAMP)
+test: lint
 	$(PY) -m pytest
 
 format: $(STAMP)

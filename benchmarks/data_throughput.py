@@ -72,8 +72,12 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--images", type=int, default=512, help="images per measurement")
     ap.add_argument("--rounds", type=int, default=7)
-    ap.add_argument("--draft-upscale", type=float, default=AugmentConfig().draft_upscale,
-                    help="AugmentConfig.draft_upscale (default: %(default)s)")
+    ap.add_argument(
+        "--draft-upscale",
+        type=float,
+        default=AugmentConfig().draft_upscale,
+        help="AugmentConfig.draft_upscale (default: %(default)s)",
+    )
     args = ap.parse_args(argv)
 
     torch.set_num_threads(1)  # per-worker comparison: one core for the main-process loader too
@@ -82,16 +86,22 @@ def main(argv=None) -> int:
     transform = train_transform(args.img_size, AugmentConfig(draft_upscale=args.draft_upscale))
     ds = DeepfakeDataset(root, args.split, None, limit_per_class=per_class)
     paths = ds.paths
-    print(f"data: {root} ({args.split}, {len(ds)} images, {args.img_size} px output, "
-          f"batch {args.batch_size}); torch {torch.__version__}, {torch.get_num_threads()} thread(s)")
+    print(
+        f"data: {root} ({args.split}, {len(ds)} images, {args.img_size} px output, "
+        f"batch {args.batch_size}); torch {torch.__version__}, {torch.get_num_threads()} thread(s)"
+    )
     print(f"loader: {transform!r}")
     decode_throughput(paths[:32])  # warm the page cache and the codecs
 
     name = (jpeg_decoder() or ("PIL",))[0]
-    print(f"own: decode only at full resolution with the loader's own reader (read_image_tensor, {name}); "
-          f"PIL: Image.open + convert('RGB') (reference only: its speed differs from process to process)")
-    print(f"{'workers':>7} {'stages':>7} {'own img/s':>10} {'PIL img/s':>10} {'loader img/s':>13} "
-          f"{'own ms/img':>11} {'worker ms/img':>14} {'loader/own':>11} {'loader/PIL':>11}")
+    print(
+        f"own: decode only at full resolution with the loader's own reader (read_image_tensor, {name}); "
+        f"PIL: Image.open + convert('RGB') (reference only: its speed differs from process to process)"
+    )
+    print(
+        f"{'workers':>7} {'stages':>7} {'own img/s':>10} {'PIL img/s':>10} {'loader img/s':>13} "
+        f"{'own ms/img':>11} {'worker ms/img':>14} {'loader/own':>11} {'loader/PIL':>11}"
+    )
     print("(img/s and ms/img: medians over the rounds; ratios: per worker, median of the rounds' ratios)")
     worst = float("inf")
     for w in args.workers:
@@ -112,17 +122,29 @@ def main(argv=None) -> int:
             ratio = statistics.median(r_own)
             if batched:
                 worst = min(worst, ratio)
-            print(f"{w:>7} {'two' if batched else 'one':>7} {o:>10.0f} {p:>10.0f} {ld:>13.0f} {1e3 / o:>11.3f} "
-                  f"{1e3 / per_worker:>14.3f} {ratio:>11.2f} {statistics.median(r_pil):>11.2f}")
+            print(
+                f"{w:>7} {'two' if batched else 'one':>7} {o:>10.0f} {p:>10.0f} {ld:>13.0f} {1e3 / o:>11.3f} "
+                f"{1e3 / per_worker:>14.3f} {ratio:>11.2f} {statistics.median(r_pil):>11.2f}"
+            )
             time.sleep(0.2)
-    stage = batch_stage_ms(make_train_loader(ds, transform, args.batch_size, workers=0, batched=True),
-                           transform, args.rounds)
-    print(f"batch stage (blur, colour jitter, normalise) on this CPU, 1 thread: {stage:.3f} ms/img "
-          f"(runs on the training device, after the loader)")
-    verdict = ("PASS (goal met)" if worst >= GOAL else
-               f"PASS (above the {BAR:.1f} bar, below the {GOAL:.1f} goal)" if worst >= BAR else "FAIL")
-    print(f"worst loader/own ratio per worker (two stages, the engine's loader on a GPU): {worst:.2f} "
-          f"(goal >= {GOAL:.2f}, bar {BAR:.2f}) -> {verdict}")
+    stage = batch_stage_ms(
+        make_train_loader(ds, transform, args.batch_size, workers=0, batched=True), transform, args.rounds
+    )
+    print(
+        f"batch stage (blur, colour jitter, normalise) on this CPU, 1 thread: {stage:.3f} ms/img "
+        f"(runs on the training device, after the loader)"
+    )
+    verdict = (
+        "PASS (goal met)"
+        if worst >= GOAL
+        else f"PASS (above the {BAR:.1f} bar, below the {GOAL:.1f} goal)"
+        if worst >= BAR
+        else "FAIL"
+    )
+    print(
+        f"worst loader/own ratio per worker (two stages, the engine's loader on a GPU): {worst:.2f} "
+        f"(goal >= {GOAL:.2f}, bar {BAR:.2f}) -> {verdict}"
+    )
     return 0 if worst >= BAR else 1
 
 

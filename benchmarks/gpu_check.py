@@ -67,7 +67,6 @@ COLUMNS = (
 )
 
 
-
 def _encoded_share(loader, steps: int) -> float:
     """Share of the images in the first ``steps`` batches that travel encoded (decoded on the device)."""
     encoded = total = 0
@@ -75,6 +74,7 @@ def _encoded_share(loader, steps: int) -> float:
         encoded += sum(t.ndim == 1 for t in batch.images)
         total += len(batch.images)
     return encoded / max(total, 1)
+
 
 class Batches:
     """``n`` batches from a loader per pass, continuing across epochs; counts the time spent waiting."""

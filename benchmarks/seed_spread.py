@@ -31,12 +31,16 @@ from dflib.training.recipes import RECIPES, recipe
 def run_one(name: str, seed: int, data_dir: Path, work: Path) -> dict:
     """Train recipe `name` with `seed`, score Test; one JSON-able row."""
     start = time.perf_counter()
-    res = fit(**recipe(name, seed=seed, name=f"{name}_s{seed}", out=str(work), progress=False),
-              data_dir=str(data_dir))
+    res = fit(**recipe(name, seed=seed, name=f"{name}_s{seed}", out=str(work), progress=False), data_dir=str(data_dir))
     ev = evaluate_checkpoint(res.paths.best.with_suffix(".json"), data_dir, "Test", progress=False)
-    return {"recipe": name, "seed": seed, "test_roc_auc": float(ev["roc_auc"]),
-            "val_roc_auc": float(res.best.get("val_roc_auc", float("nan"))),
-            "epochs": int(res.epochs_trained), "minutes": round((time.perf_counter() - start) / 60, 2)}
+    return {
+        "recipe": name,
+        "seed": seed,
+        "test_roc_auc": float(ev["roc_auc"]),
+        "val_roc_auc": float(res.best.get("val_roc_auc", float("nan"))),
+        "epochs": int(res.epochs_trained),
+        "minutes": round((time.perf_counter() - start) / 60, 2),
+    }
 
 
 def summarise(rows: list[dict]) -> list[dict]:
@@ -45,8 +49,16 @@ def summarise(rows: list[dict]) -> list[dict]:
     for name in dict.fromkeys(r["recipe"] for r in rows):
         aucs = [r["test_roc_auc"] for r in rows if r["recipe"] == name]
         sd = statistics.stdev(aucs) if len(aucs) > 1 else float("nan")
-        out.append({"recipe": name, "seeds": len(aucs), "mean": statistics.fmean(aucs), "sd": sd,
-                    "min": min(aucs), "max": max(aucs)})
+        out.append(
+            {
+                "recipe": name,
+                "seeds": len(aucs),
+                "mean": statistics.fmean(aucs),
+                "sd": sd,
+                "min": min(aucs),
+                "max": max(aucs),
+            }
+        )
     return out
 
 
@@ -56,8 +68,10 @@ def markdown(summary: list[dict], baseline: dict | None) -> str:
         sd = "n/a" if s["sd"] != s["sd"] else f"{s['sd']:.3f}"
         lines.append(f"| {s['recipe']} | {s['seeds']} | {s['mean']:.3f} ± {sd} | {s['min']:.3f} – {s['max']:.3f} |")
     if baseline:
-        lines.append(f"\nStrongest trivial baseline on the same Test split: {baseline['feature']}, "
-                     f"ROC-AUC {baseline['test_roc_auc']:.3f} [{baseline['low']:.3f}, {baseline['high']:.3f}].")
+        lines.append(
+            f"\nStrongest trivial baseline on the same Test split: {baseline['feature']}, "
+            f"ROC-AUC {baseline['test_roc_auc']:.3f} [{baseline['low']:.3f}, {baseline['high']:.3f}]."
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -72,23 +86,34 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = resolve_data_dir(args.data)
     base = difficulty_baselines(data_dir, per_method=False)
     strongest = {k: (v.item() if hasattr(v, "item") else v) for k, v in strongest_baseline(base).items()}
-    rows = []
+    rows: list[dict] = []
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="dflib-seeds-") as tmp:
         for name in args.recipes:
             for seed in args.seeds:
                 rows.append(run_one(name, seed, data_dir, Path(tmp)))
                 r = rows[-1]
-                print(f"{name} seed {seed}: Test ROC-AUC {r['test_roc_auc']:.4f} (val {r['val_roc_auc']:.4f}, "
-                      f"{r['epochs']} epochs, {r['minutes']:.1f} min)", flush=True)
-    summary = summarise(rows)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps({"data": str(data_dir), "runs": rows, "summary": summary,
-                                                    "strongest_baseline": strongest}, indent=1) + "\n")
-    table = markdown(summary, strongest)
-    out.with_suffix(".md").write_text(table)
+                print(
+                    f"{name} seed {seed}: Test ROC-AUC {r['test_roc_auc']:.4f} (val {r['val_roc_auc']:.4f}, "
+                    f"{r['epochs']} epochs, {r['minutes']:.1f} min)",
+                    flush=True,
+                )
+                table = write(out, data_dir, rows, strongest)  # after every run: an interrupted sweep keeps its runs
     print(table)
     return 0
+
+
+def write(out: Path, data_dir: Path, rows: list[dict], strongest: dict) -> str:
+    """Write ``<out>.json`` (runs + summary) and ``<out>.md`` (the table); returns the table."""
+    summary = summarise(rows)
+    out.with_suffix(".json").write_text(
+        json.dumps({"data": str(data_dir), "runs": rows, "summary": summary, "strongest_baseline": strongest}, indent=1)
+        + "\n"
+    )
+    table = markdown(summary, strongest)
+    out.with_suffix(".md").write_text(table)
+    return table
 
 
 if __name__ == "__main__":

@@ -54,12 +54,15 @@ def _require(*modules: str) -> None:
         except ImportError:
             missing.append(name)
     if missing:
-        raise OnnxUnavailableError(f"ONNX export needs the package(s) {', '.join(missing)}, which are not "
-                                   f"installed; install them with: {INSTALL_HINT}")
+        raise OnnxUnavailableError(
+            f"ONNX export needs the package(s) {', '.join(missing)}, which are not "
+            f"installed; install them with: {INSTALL_HINT}"
+        )
 
 
-def _resolve(model_or_checkpoint: nn.Module | str | os.PathLike | tuple[nn.Module, dict]
-             ) -> tuple[nn.Module, ModelCard | None]:
+def _resolve(
+    model_or_checkpoint: nn.Module | str | os.PathLike | tuple[nn.Module, dict],
+) -> tuple[nn.Module, ModelCard | None]:
     """``(model, card or None)`` from a model, a ``(model, card)`` pair or a checkpoint path."""
     if isinstance(model_or_checkpoint, nn.Module):
         return model_or_checkpoint, None
@@ -69,15 +72,18 @@ def _resolve(model_or_checkpoint: nn.Module | str | os.PathLike | tuple[nn.Modul
         from dflib.checkpoint import load_detector
 
         return load_detector(model_or_checkpoint, device="cpu")
-    raise TypeError(f"expected a model, a (model, card) pair or a checkpoint path, got "
-                    f"{type(model_or_checkpoint).__name__}")
+    raise TypeError(
+        f"expected a model, a (model, card) pair or a checkpoint path, got {type(model_or_checkpoint).__name__}"
+    )
 
 
 def _img_size(model: nn.Module, card: ModelCard | None, img_size: int | None) -> int:
     size = img_size or (card.img_size if card is not None else getattr(model, "config", {}).get("img_size"))
     if not isinstance(size, int) or size < 16:
-        raise ValueError(f"img_size={size!r}: pass the input size in pixels (an integer >= 16), "
-                         f"e.g. export_onnx(model, path, img_size=128)")
+        raise ValueError(
+            f"img_size={size!r}: pass the input size in pixels (an integer >= 16), "
+            f"e.g. export_onnx(model, path, img_size=128)"
+        )
     return size
 
 
@@ -86,7 +92,13 @@ def _metadata(model: nn.Module, card: ModelCard | None, img_size: int, exporter:
     from dflib.data.transforms import IMAGENET_MEAN, IMAGENET_STD, REDUCED_DECODING
 
     if card is not None:
-        name, arch, mean, std, threshold = card.name, card.architecture, card.mean, card.std, card.threshold_or_default()
+        name, arch, mean, std, threshold = (
+            card.name,
+            card.architecture,
+            card.mean,
+            card.std,
+            card.threshold_or_default(),
+        )
     else:  # a bare model: its own config, ImageNet statistics, no validated threshold
         arch = getattr(model, "config", {})
         name = str(arch.get("name") or type(model).__name__)
@@ -101,10 +113,13 @@ def _metadata(model: nn.Module, card: ModelCard | None, img_size: int, exporter:
         "std": json.dumps(list(std)),
         "threshold": repr(float(threshold)),
         "input": f"{INPUT_NAME}: float32 (N, 3, {img_size}, {img_size}), RGB scaled to [0, 1], then (x - mean) / std",
-        "preprocessing": (f"JPEG: decode at the DCT scale (1/2, 1/4 or 1/8, libjpeg) whose output still covers "
-                          f"{img_size} px (dflib.data.io.jpeg_scale), then antialiased bilinear resize to {img_size}; "
-                          f"other formats: resize" if REDUCED_DECODING else
-                          f"decode in full, antialiased bilinear resize to {img_size}"),
+        "preprocessing": (
+            f"JPEG: decode at the DCT scale (1/2, 1/4 or 1/8, libjpeg) whose output still covers "
+            f"{img_size} px (dflib.data.io.jpeg_scale), then antialiased bilinear resize to {img_size}; "
+            f"other formats: resize"
+            if REDUCED_DECODING
+            else f"decode in full, antialiased bilinear resize to {img_size}"
+        ),
         "output": f"{OUTPUT_NAME}: float32 (N,); P(fake) = sigmoid(logit); fake when P(fake) >= threshold",
     }
 
@@ -113,23 +128,47 @@ def _export_dynamo(model: nn.Module, example: torch.Tensor, path: Path, opset: i
     batch = torch.export.Dim("batch", min=1, max=4096)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (example,), str(path), dynamo=True, opset_version=opset, verbose=False,
-                          input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                          dynamic_shapes=({0: batch},), external_data=False, optimize=True)
+        torch.onnx.export(
+            model,
+            (example,),
+            str(path),
+            dynamo=True,
+            opset_version=opset,
+            verbose=False,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_shapes=({0: batch},),
+            external_data=False,
+            optimize=True,
+        )
 
 
 def _export_legacy(model: nn.Module, example: torch.Tensor, path: Path, opset: int) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # deprecation + tracer notices: the round-trip check is the judge
-        torch.onnx.export(model, (example,), str(path), dynamo=False, opset_version=opset, verbose=False,
-                          input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                          dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-                          do_constant_folding=True)
+        torch.onnx.export(
+            model,
+            (example,),
+            str(path),
+            dynamo=False,
+            opset_version=opset,
+            verbose=False,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            do_constant_folding=True,
+        )
 
 
-def export_onnx(model_or_checkpoint: nn.Module | str | os.PathLike | tuple[nn.Module, dict],
-                path: str | os.PathLike, img_size: int | None = None, opset: int = DEFAULT_OPSET, *,
-                dynamo: bool = True, fallback: bool = True) -> Path:
+def export_onnx(
+    model_or_checkpoint: nn.Module | str | os.PathLike | tuple[nn.Module, dict],
+    path: str | os.PathLike,
+    img_size: int | None = None,
+    opset: int = DEFAULT_OPSET,
+    *,
+    dynamo: bool = True,
+    fallback: bool = True,
+) -> Path:
     """Write the detector as one self-contained ONNX file with a dynamic batch axis; return its path.
 
     ``model_or_checkpoint``: a model, a ``(model, card)`` pair or a checkpoint path (either file
@@ -164,9 +203,12 @@ def export_onnx(model_or_checkpoint: nn.Module | str | os.PathLike | tuple[nn.Mo
             except Exception as e:
                 if not fallback:
                     raise
-                warnings.warn(f"the torch.export ONNX exporter failed ({type(e).__name__}: "
-                              f"{str(e).splitlines()[0][:200] if str(e) else ''}); using the TorchScript "
-                              f"exporter instead", stacklevel=2)
+                warnings.warn(
+                    f"the torch.export ONNX exporter failed ({type(e).__name__}: "
+                    f"{str(e).splitlines()[0][:200] if str(e) else ''}); using the TorchScript "
+                    f"exporter instead",
+                    stacklevel=2,
+                )
                 exporter = "torchscript (legacy, fallback)"
                 _export_legacy(model, example, path, min(opset, 17))
         else:
@@ -225,8 +267,12 @@ def run_onnx(path_or_session, images: torch.Tensor | np.ndarray) -> np.ndarray:
     return session.run(None, {name: x.astype(np.float32, copy=False)})[0]
 
 
-def check_onnx(model: nn.Module | str | os.PathLike | tuple[nn.Module, dict], onnx_path: str | os.PathLike,
-               batch: int | torch.Tensor = 4, seed: int = 0) -> float:
+def check_onnx(
+    model: nn.Module | str | os.PathLike | tuple[nn.Module, dict],
+    onnx_path: str | os.PathLike,
+    batch: int | torch.Tensor = 4,
+    seed: int = 0,
+) -> float:
     """Max absolute difference between torch's and onnxruntime's logits on the same batch.
 
     ``batch`` is a batch size (random normalised images of the exported size are drawn with
@@ -260,5 +306,13 @@ def check_onnx(model: nn.Module | str | os.PathLike | tuple[nn.Module, dict], on
     return float(np.abs(out.astype(np.float64) - ref.astype(np.float64)).max())
 
 
-__all__ = ["export_onnx", "check_onnx", "onnx_metadata", "onnx_session", "run_onnx", "OnnxUnavailableError",
-           "DEFAULT_OPSET", "INSTALL_HINT"]
+__all__ = [
+    "export_onnx",
+    "check_onnx",
+    "onnx_metadata",
+    "onnx_session",
+    "run_onnx",
+    "OnnxUnavailableError",
+    "DEFAULT_OPSET",
+    "INSTALL_HINT",
+]

@@ -60,17 +60,26 @@ def test_features_of_one_image(tmp_path):
     assert 0 < png["hf"] < 1 and png["laplacian"] > 0
 
 
-@pytest.mark.parametrize("feature, fake_fn, quality", [
-    ("mean intensity only", lambda im: im.point(lambda v: min(255, v + 30)), (90, 90)),
-    ("logistic regression, colour statistics",
-     lambda im: Image.merge("RGB", [im.getchannel(0).point(lambda v: min(255, v + 25)), *im.split()[1:]]), (90, 90)),
-    ("Laplacian variance only", lambda im: im.filter(ImageFilter.GaussianBlur(1.2)), (90, 90)),
-    ("high-frequency energy only", lambda im: im.filter(ImageFilter.GaussianBlur(1.2)), (90, 90)),
-    ("logistic regression, log power spectrum",
-     lambda im: im.resize((SIDE // 2, SIDE // 2), Image.BOX).resize((SIDE, SIDE), Image.NEAREST), (90, 90)),
-    ("logistic regression, JPEG quantisation tables", lambda im: im, (95, 60)),
-    ("file size only", lambda im: im, (95, 60)),
-])
+@pytest.mark.parametrize(
+    "feature, fake_fn, quality",
+    [
+        ("mean intensity only", lambda im: im.point(lambda v: min(255, v + 30)), (90, 90)),
+        (
+            "logistic regression, colour statistics",
+            lambda im: Image.merge("RGB", [im.getchannel(0).point(lambda v: min(255, v + 25)), *im.split()[1:]]),
+            (90, 90),
+        ),
+        ("Laplacian variance only", lambda im: im.filter(ImageFilter.GaussianBlur(1.2)), (90, 90)),
+        ("high-frequency energy only", lambda im: im.filter(ImageFilter.GaussianBlur(1.2)), (90, 90)),
+        (
+            "logistic regression, log power spectrum",
+            lambda im: im.resize((SIDE // 2, SIDE // 2), Image.BOX).resize((SIDE, SIDE), Image.NEAREST),
+            (90, 90),
+        ),
+        ("logistic regression, JPEG quantisation tables", lambda im: im, (95, 60)),
+        ("file size only", lambda im: im, (95, 60)),
+    ],
+)
 def test_each_baseline_finds_its_shortcut(tmp_path, feature, fake_fn, quality):
     res = difficulty_baselines(_make(tmp_path, fake_fn, quality=quality), n_boot=200)
     assert _auc(res, feature) >= 0.9, res
@@ -96,3 +105,14 @@ def test_auc_interval_agrees_with_bootstrap_ci():
     ref = bootstrap_ci(y, s, roc_auc, n_boot=400, seed=0)
     assert lo < ref.estimate < hi
     assert abs(lo - ref.low) < 0.03 and abs(hi - ref.high) < 0.03
+
+
+def test_without_validation_split_c_is_fixed(tmp_path):
+    import shutil
+
+    root = _make(tmp_path, lambda im: im.point(lambda v: min(255, v + 30)), n=12)
+    shutil.rmtree(root / "Validation")
+    res = difficulty_baselines(root, n_boot=100)
+    assert _auc(res, "mean intensity only") >= 0.9
+    with pytest.raises(ValueError, match="not a folder"):
+        difficulty_baselines(tmp_path / "missing")

@@ -115,8 +115,9 @@ def test_train_transform_is_random_but_seedable_and_normalised(tiny_dataset):
     e = eval_transform(24)(raw)
     assert torch.equal(e, eval_transform(24)(raw))
     assert 0 <= denormalize(e).min() and denormalize(e).max() <= 1
-    off = train_transform(32, AugmentConfig(hflip_p=0, crop_scale=(1, 1), crop_ratio=(1, 1),
-                                            jpeg_p=0, blur_p=0, color_p=0))
+    off = train_transform(
+        32, AugmentConfig(hflip_p=0, crop_scale=(1, 1), crop_ratio=(1, 1), jpeg_p=0, blur_p=0, color_p=0)
+    )
     assert torch.allclose(off(raw), eval_transform(32)(raw), atol=1e-5)  # all steps off = eval
 
 
@@ -157,8 +158,13 @@ def test_eval_transform_matches_torchvision_compose(tiny_dataset):
 
     raw = make_dataset(tiny_dataset.parent / "big", splits=("Test",), per_class=1, size=64)
     img = DeepfakeDataset(raw, "Test").load(0)
-    ref = v2.Compose([v2.Resize((24, 24), antialias=True), v2.ToDtype(torch.float32, scale=True),
-                      v2.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])])
+    ref = v2.Compose(
+        [
+            v2.Resize((24, 24), antialias=True),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225]),
+        ]
+    )
     out = eval_transform(24)(img)
     assert out.dtype == torch.float32 and out.shape == (3, 24, 24) and out.is_contiguous()
     assert torch.allclose(out, ref(img), atol=1e-5)
@@ -179,9 +185,13 @@ def test_train_steps_match_torchvision_kernels():
     assert torch.allclose(blurred[0], F.gaussian_blur(x[None], [5, 5], [0.7, 0.7])[0], atol=1e-3)
     assert torch.allclose(blurred[1], F.gaussian_blur(x.flip(-1)[None], [5, 5], [1.1, 1.1])[0], atol=1e-3)
     t = TrainTransform(32, AugmentConfig(brightness=0.3, contrast=0.3, saturation=0.3, hue=0.1))
-    u = torch.tensor([[0.9, 0.5, 0.1, 0.0, 0.9, 0.1, 0.3, 0.5],    # saturation, contrast, brightness
-                      [0.2, 0.6, 0.4, 0.0, 0.3, 0.8, 0.6, 0.9]],   # brightness, saturation, contrast; hue
-                     dtype=torch.float64)
+    u = torch.tensor(
+        [
+            [0.9, 0.5, 0.1, 0.0, 0.9, 0.1, 0.3, 0.5],  # saturation, contrast, brightness
+            [0.2, 0.6, 0.4, 0.0, 0.3, 0.8, 0.6, 0.9],
+        ],  # brightness, saturation, contrast; hue
+        dtype=torch.float64,
+    )
     out = t._jitter(torch.stack([x, x]), u)
     f = [[0.7 + 0.6 * v for v in row[4:7]] for row in u.tolist()]
     ref0 = F.adjust_brightness(F.adjust_contrast(F.adjust_saturation(x / 255, f[0][2]), f[0][1]), f[0][0])

@@ -7,9 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from dflib.data import io
+from dflib.data import eval_transform, io, train_transform
 from dflib.data.dataset import DeepfakeDataset
-from dflib.data import eval_transform, train_transform
 from dflib.data.transforms import REDUCED_DECODING
 
 
@@ -63,6 +62,7 @@ def test_train_eval_and_predict_decode_alike(tmp_path):
     x = ds[0][0]  # evaluation (and the card's transform)
     assert torch.allclose(x, ev(decoded))
     from dflib.predict import _Files  # predict reads with the transforms' decode size
+
     files = _Files([path], [ev])
     assert files.read_options == {"min_size": ev.decode_size}
     assert torch.allclose(files[0][1][0], x)

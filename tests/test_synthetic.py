@@ -13,10 +13,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dflib.evaluation.baselines import FEATURES, difficulty_baselines
-from dflib.data.synthetic import (METHODS, SampleConfig, default_cache_dir, ensure_sample, generate_sample,
-                                  manipulate, read_manifest, render_face)
+from dflib.data.synthetic import (
+    METHODS,
+    SampleConfig,
+    default_cache_dir,
+    ensure_sample,
+    generate_sample,
+    manipulate,
+    read_manifest,
+    render_face,
+)
 from dflib.data.synthetic import cache as cache_mod
+from dflib.evaluation.baselines import FEATURES, difficulty_baselines
 
 TINY = dict(per_class=8, eval_per_class=4, size=64, seed=3)  # 4 fakes per eval split: all methods
 
@@ -70,15 +78,19 @@ def test_manifest_matches_files_and_labels(tiny):
         assert 65 <= row.jpeg_quality <= 95
     assert df.identity.is_unique
     # real_i and fake_i of a split share their camera settings: identical quality distributions
-    for split, g in df.groupby("split"):
+    for _, g in df.groupby("split"):
         assert sorted(g[g.label == 0].jpeg_quality) == sorted(g[g.label == 1].jpeg_quality)
 
 
 def test_every_method_appears_with_its_params(tiny):
     df = read_manifest(tiny)
     fakes = df[df.label == 1]
-    expected_keys = {"face_swap": "generator_factor", "self_blend": "blend_ratio", "upsampling": "mode",
-                     "local_warp": "fields"}
+    expected_keys = {
+        "face_swap": "generator_factor",
+        "self_blend": "blend_ratio",
+        "upsampling": "mode",
+        "local_warp": "fields",
+    }
     for split in ("Train", "Validation", "Test"):
         assert set(fakes[fakes.split == split].method) == set(METHODS)
     for row in fakes.itertuples():
@@ -168,16 +180,21 @@ def test_fakes_keep_the_spectrum_of_their_source():
 def test_real_and_fake_i_share_every_camera_setting(tiny):
     df = read_manifest(tiny)
     cams = df.assign(index=df.path.str.extract(r"_(\d+)\.jpg$")[0]).pivot_table(
-        index=["split", "index"], columns="label", values="camera", aggfunc="first")
+        index=["split", "index"], columns="label", values="camera", aggfunc="first"
+    )
     assert (cams[0] == cams[1]).all()
     settings = json.loads(cams.iloc[0, 0])
     assert {"blur_sigma", "cfa", "sharpen", "resample", "first_jpeg", "jpeg_quality"} <= set(settings)
 
 
 def test_bad_parameters_raise_clear_errors(tmp_path):
-    for kwargs, name in [(dict(per_class=0), "per_class"), (dict(size=16), "size"),
-                         (dict(holdout_method="gan"), "holdout_method"), (dict(seed=-1), "seed"),
-                         (dict(jpeg_quality=(90, 50)), "jpeg_quality")]:
+    for kwargs, name in [
+        (dict(per_class=0), "per_class"),
+        (dict(size=16), "size"),
+        (dict(holdout_method="gan"), "holdout_method"),
+        (dict(seed=-1), "seed"),
+        (dict(jpeg_quality=(90, 50)), "jpeg_quality"),
+    ]:
         with pytest.raises(ValueError, match=name):
             SampleConfig(**kwargs)
     a_file = tmp_path / "file.txt"

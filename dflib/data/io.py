@@ -58,8 +58,12 @@ def _error(path: Path, reason: str) -> ImageReadError:
     return ImageReadError(f"{path}: {reason}", path=path, reason=reason)
 
 
-_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
-          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+_KINDS = (
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
 
 
 def _open_regular(path: Path, max_bytes: int) -> tuple[int, int]:
@@ -88,8 +92,11 @@ def _open_regular(path: Path, max_bytes: int) -> tuple[int, int]:
         if st.st_size == 0:
             raise _error(path, "zero-byte file")
         if st.st_size > max_bytes:
-            raise _error(path, f"refused, {st.st_size:,} bytes exceeds the file size limit of {max_bytes:,}; "
-                               f"resize the image or raise max_bytes")
+            raise _error(
+                path,
+                f"refused, {st.st_size:,} bytes exceeds the file size limit of {max_bytes:,}; "
+                f"resize the image or raise max_bytes",
+            )
     except BaseException:
         os.close(fd)
         raise
@@ -133,8 +140,7 @@ def sniff_format(head: bytes) -> str | None:
     return None
 
 
-def quick_check(path: str | os.PathLike, max_pixels: int = MAX_PIXELS,
-                max_bytes: int = MAX_FILE_BYTES) -> str | None:
+def quick_check(path: str | os.PathLike, max_pixels: int = MAX_PIXELS, max_bytes: int = MAX_FILE_BYTES) -> str | None:
     """Cheap integrity check (no decoding): the reason the file is bad, or None.
 
     Catches what is not a regular file (FIFO, device, folder, symlink loop), zero-byte and
@@ -194,8 +200,10 @@ def _png_size(head: bytes) -> tuple[int, int] | None:
 
 
 def _too_many_pixels(w: int, h: int, max_pixels: int) -> str:
-    return (f"refused, {w}x{h} = {w * h:,} pixels exceeds the limit of {max_pixels:,} "
-            f"(a decompression-bomb guard); resize the image or raise max_pixels")
+    return (
+        f"refused, {w}x{h} = {w * h:,} pixels exceeds the limit of {max_pixels:,} "
+        f"(a decompression-bomb guard); resize the image or raise max_pixels"
+    )
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
@@ -291,8 +299,15 @@ def jpeg_decoder() -> tuple[str, Callable[..., torch.Tensor]] | None:
     def decode(data: bytes, min_width: int = 0, min_height: int = 0) -> torch.Tensor:
         # strict: a recoverable libjpeg error (corrupt data) raises instead of giving a grey patch;
         # min_width/height > 0: TurboJPEG scales in the DCT domain (see jpeg_scale)
-        arr = simplejpeg.decode_jpeg(data, colorspace="RGB", fastdct=False, fastupsample=False, strict=True,
-                                     min_width=min_width, min_height=min_height)
+        arr = simplejpeg.decode_jpeg(
+            data,
+            colorspace="RGB",
+            fastdct=False,
+            fastupsample=False,
+            strict=True,
+            min_width=min_width,
+            min_height=min_height,
+        )
         return torch.from_numpy(arr).permute(2, 0, 1)
 
     return "simplejpeg", decode
@@ -355,8 +370,9 @@ def read_image_tensor(
     return decode_image_tensor(read_file_bytes(path), path, max_pixels, min_size=min_size)
 
 
-def decode_image_tensor(data: bytes, path: str | os.PathLike, max_pixels: int = MAX_PIXELS, *,
-                        min_size: int | tuple[int, int] | None = None) -> torch.Tensor:
+def decode_image_tensor(
+    data: bytes, path: str | os.PathLike, max_pixels: int = MAX_PIXELS, *, min_size: int | tuple[int, int] | None = None
+) -> torch.Tensor:
     """Decode the bytes of an image file (``path`` is for messages) as :func:`read_image_tensor` does."""
     path = Path(path)
     head = _jpeg_header(data)
@@ -403,12 +419,12 @@ def _jpeg_header(data: bytes) -> tuple[int, int, int] | None:
             i += 1
             continue
         if marker in _SOF:
-            h, w = int.from_bytes(data[i + 5:i + 7], "big"), int.from_bytes(data[i + 7:i + 9], "big")
+            h, w = int.from_bytes(data[i + 5 : i + 7], "big"), int.from_bytes(data[i + 7 : i + 9], "big")
             return (w, h, data[i + 9]) if w > 0 and h > 0 and i + 9 < n else None
         if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # no length field
             i += 2
             continue
-        i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
+        i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
     return None
 
 

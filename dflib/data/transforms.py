@@ -19,8 +19,8 @@ the antialiased resize, :class:`EvalTransform` and :func:`apply_transform`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as nnf
@@ -74,7 +74,7 @@ class AugmentConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def check(self) -> "AugmentConfig":
+    def check(self) -> AugmentConfig:
         """Raise a clear ``ValueError`` for an out-of-range knob; returns ``self``."""
         for name in ("hflip_p", "jpeg_p", "blur_p", "color_p"):
             p = getattr(self, name)
@@ -87,8 +87,9 @@ class AugmentConfig:
             raise ValueError(f"AugmentConfig.crop_ratio must satisfy 0 < min <= max, got {self.crop_ratio!r}")
         q0, q1 = self.jpeg_quality
         if not (1 <= q0 <= q1 <= 100):
-            raise ValueError("AugmentConfig.jpeg_quality must satisfy 1 <= min <= max <= 100, "
-                             f"got {self.jpeg_quality!r}")
+            raise ValueError(
+                f"AugmentConfig.jpeg_quality must satisfy 1 <= min <= max <= 100, got {self.jpeg_quality!r}"
+            )
         if not (0 < self.blur_sigma[0] <= self.blur_sigma[1]):
             raise ValueError(f"AugmentConfig.blur_sigma must satisfy 0 < min <= max, got {self.blur_sigma!r}")
         for name in ("brightness", "contrast", "saturation"):
@@ -202,8 +203,13 @@ class EvalTransform(SeededTransform):
     (``draft=False``) decodes in full.
     """
 
-    def __init__(self, img_size: int = 128, mean: tuple[float, ...] = IMAGENET_MEAN,
-                 std: tuple[float, ...] = IMAGENET_STD, draft: bool = REDUCED_DECODING) -> None:
+    def __init__(
+        self,
+        img_size: int = 128,
+        mean: tuple[float, ...] = IMAGENET_MEAN,
+        std: tuple[float, ...] = IMAGENET_STD,
+        draft: bool = REDUCED_DECODING,
+    ) -> None:
         self.img_size = _check_size(img_size)
         self.normalize = _Normalize(mean, std)
         self.decode_size = img_size if draft else None
@@ -212,8 +218,10 @@ class EvalTransform(SeededTransform):
         return self.normalize(_resize(img, self.img_size))
 
     def __repr__(self) -> str:
-        return (f"EvalTransform(resize {self.img_size}x{self.img_size} antialiased, normalize mean="
-                f"{self.normalize.mean} std={self.normalize.std}, decode_size={self.decode_size})")
+        return (
+            f"EvalTransform(resize {self.img_size}x{self.img_size} antialiased, normalize mean="
+            f"{self.normalize.mean} std={self.normalize.std}, decode_size={self.decode_size})"
+        )
 
 
 def eval_transform(

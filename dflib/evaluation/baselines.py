@@ -122,10 +122,16 @@ def image_features(path: Path) -> dict[str, np.ndarray | float]:
     gray = np.asarray(gray_im, np.float32)
     thumb = gray_im.resize((THUMB, THUMB), Image.BILINEAR)
     profile, hf = _spectral(gray / 255.0)
-    return {"pixels": np.asarray(thumb, np.float64).ravel() / 255.0, "size": float(path.stat().st_size),
-            "mean": float(gray.mean()), "spectrum": profile, "hf": hf,
-            "laplacian": float(ndimage.laplace(gray).var()),
-            "colour": np.array(stat.mean + stat.stddev), "quant": np.concatenate(tables)}
+    return {
+        "pixels": np.asarray(thumb, np.float64).ravel() / 255.0,
+        "size": float(path.stat().st_size),
+        "mean": float(gray.mean()),
+        "spectrum": profile,
+        "hf": hf,
+        "laplacian": float(ndimage.laplace(gray).var()),
+        "colour": np.array(stat.mean + stat.stddev),
+        "quant": np.concatenate(tables),
+    }
 
 
 def _matrices(items: list[tuple[Path, int]]) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -134,8 +140,9 @@ def _matrices(items: list[tuple[Path, int]]) -> tuple[dict[str, np.ndarray], np.
     return feats, np.array([label for _, label in items])
 
 
-def auc_interval(labels: np.ndarray, scores: np.ndarray, n_boot: int = 1000, seed: int = 0,
-                 alpha: float = 0.05) -> tuple[float, float]:
+def auc_interval(
+    labels: np.ndarray, scores: np.ndarray, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05
+) -> tuple[float, float]:
     """Stratified percentile-bootstrap interval of ROC-AUC, exact and vectorised.
 
     ROC-AUC is the mean over (fake, real) pairs of [fake scores higher] (+1/2 for ties); a
@@ -160,11 +167,15 @@ def _fit_lr(x_tr, y_tr, x_va, y_va, C: float | None):
     from sklearn.preprocessing import StandardScaler
 
     def fit(c: float):
-        return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=5000)).fit(x_tr, y_tr)
+        # tol 1e-3: the ranking (all ROC-AUC needs) is settled long before the default 1e-4; 4x faster
+        return make_pipeline(StandardScaler(), LogisticRegression(C=c, tol=1e-3, max_iter=2000)).fit(x_tr, y_tr)
 
-    if C is not None or x_va is None:
-        return fit(C or 0.1)
-    fits = [fit(c) for c in C_GRID]
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):  # small problems: a multi-threaded BLAS only adds overhead (3x slower here)
+        if C is not None or x_va is None:
+            return fit(C or 0.1)
+        fits = [fit(c) for c in C_GRID]
     return max(fits, key=lambda m: roc_auc(y_va, m.decision_function(x_va)))
 
 
@@ -179,10 +190,18 @@ def _methods(root: Path, items: list[tuple[Path, int]]) -> list[str] | None:
     return None if any(m is None for m in methods) else methods
 
 
-def difficulty_baselines(dataset_dir, *, train_split: str = "Train", test_split: str = "Test",
-                         val_split: str | None = "Validation", max_per_class: int | None = None,
-                         C: float | None = None, per_method: bool = True, n_boot: int = 1000,
-                         seed: int = 0) -> pd.DataFrame:
+def difficulty_baselines(
+    dataset_dir,
+    *,
+    train_split: str = "Train",
+    test_split: str = "Test",
+    val_split: str | None = "Validation",
+    max_per_class: int | None = None,
+    C: float | None = None,
+    per_method: bool = True,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> pd.DataFrame:
     """Test ROC-AUC (with a 95 % bootstrap interval) of every trivial detector; low is good.
 
     One row per feature (see :data:`FEATURES`) and subset: ``"all"`` (every Test image), then,
@@ -199,7 +218,7 @@ def difficulty_baselines(dataset_dir, *, train_split: str = "Train", test_split:
     f_tr, y_tr = _matrices(tr_items)
     f_te, y_te = _matrices(te_items)
     f_va = y_va = None
-    if val_split and C is None and val_split in discover(root).splits:
+    if val_split and C is None and val_split in discover(root):
         f_va, y_va = _matrices(_list_split(root, val_split, max_per_class))
     methods = _methods(root, te_items) if per_method else None
     subsets = {"all": np.ones(len(y_te), bool)}
@@ -221,8 +240,17 @@ def difficulty_baselines(dataset_dir, *, train_split: str = "Train", test_split:
             if kind == "scalar" and auc < 0.5:  # its better direction
                 auc, s = 1 - auc, -s
             lo, hi = auc_interval(y, s, n_boot, seed)
-            rows.append({"feature": feature, "subset": subset, "test_roc_auc": float(auc), "low": lo, "high": hi,
-                         "n_train": n_train, "n_test": int(sel.sum())})
+            rows.append(
+                {
+                    "feature": feature,
+                    "subset": subset,
+                    "test_roc_auc": float(auc),
+                    "low": lo,
+                    "high": hi,
+                    "n_train": n_train,
+                    "n_test": int(sel.sum()),
+                }
+            )
     return pd.DataFrame(rows)
 
 

@@ -44,8 +44,9 @@ def reliability_curve(labels, scores, n_bins: int = 15) -> pd.DataFrame:
     """Reliability-diagram data with ``n_bins`` equal-width bins of P(fake) over [0, 1].
 
     Bins are ``(lower, upper]`` (the first also holds 0). One row per bin: ``bin_lower``,
-    ``bin_upper``, ``count``, ``mean_score`` (mean predicted P(fake)) and ``fraction_fake`` (observed share of fakes; NaN for an empty bin). For a
-    calibrated detector ``fraction_fake ≈ mean_score``. The non-empty bins equal
+    ``bin_upper``, ``count``, ``mean_score`` (mean predicted P(fake)) and ``fraction_fake``
+    (observed share of fakes; NaN for an empty bin). For a calibrated detector
+    ``fraction_fake ≈ mean_score``. The non-empty bins equal
     :func:`sklearn.calibration.calibration_curve` with ``strategy="uniform"``; we also need the
     counts, which sklearn does not return.
     """

@@ -40,8 +40,10 @@ def _to_tensor(img: Img) -> torch.Tensor:
         return torch.from_numpy(np.asarray(img.convert("RGB")).copy()).permute(2, 0, 1).contiguous()
     if isinstance(img, torch.Tensor) and img.ndim == 3:
         return img
-    raise ValueError(f"expected a PIL image or a (C, H, W) tensor, got {type(img).__name__}"
-                     f"{' of shape ' + str(tuple(img.shape)) if isinstance(img, torch.Tensor) else ''}")
+    raise ValueError(
+        f"expected a PIL image or a (C, H, W) tensor, got {type(img).__name__}"
+        f"{' of shape ' + str(tuple(img.shape)) if isinstance(img, torch.Tensor) else ''}"
+    )
 
 
 def _like(out: torch.Tensor, original: Img) -> Img:
@@ -107,7 +109,11 @@ def brightness(img: Img, factor: float) -> Img:
 
 
 DEGRADATIONS: dict[str, Callable[[Img, float], Img]] = {
-    "jpeg": jpeg, "blur": gaussian_blur, "resize": resample, "crop": center_zoom, "brightness": brightness,
+    "jpeg": jpeg,
+    "blur": gaussian_blur,
+    "resize": resample,
+    "crop": center_zoom,
+    "brightness": brightness,
 }
 LEVEL_LABELS = {
     "jpeg": "JPEG quality (lower = stronger compression)",
@@ -124,8 +130,11 @@ DEFAULT_SWEEP: dict[str, tuple[float, ...]] = {
     "brightness": (0.5, 0.75, 1.0, 1.25, 1.5),
 }
 SMOKE_SWEEP: dict[str, tuple[float, ...]] = {
-    "jpeg": (90, 50, 30), "blur": (0.0, 1.0, 3.0), "resize": (1.0, 0.5, 0.25),
-    "crop": (1.0, 0.8, 0.6), "brightness": (0.5, 1.0, 1.5),
+    "jpeg": (90, 50, 30),
+    "blur": (0.0, 1.0, 3.0),
+    "resize": (1.0, 0.5, 0.25),
+    "crop": (1.0, 0.8, 0.6),
+    "brightness": (0.5, 1.0, 1.5),
 }
 
 
@@ -137,6 +146,7 @@ def degrade(img: Img, name: str, level: float) -> Img:
 
 
 # --- The sweep ----------------------------------------------------------------------------
+
 
 def _per_model(value, names: list[str], what: str, is_single: Callable[[Any], bool]) -> dict[str, Any]:
     if is_single(value):
@@ -161,8 +171,11 @@ def _load_items(data, labels, limit: int | None, seed: int) -> tuple[Callable[..
         load, n, y = (lambda i, min_size=None: data[i]), data.shape[0], [int(v) for v in labels]
     else:
         paths = [os.fspath(p) for p in data]
-        load, n, y = ((lambda i, min_size=None: read_image_tensor(paths[i], min_size=min_size)), len(paths),
-                      [int(v) for v in labels])
+        load, n, y = (
+            (lambda i, min_size=None: read_image_tensor(paths[i], min_size=min_size)),
+            len(paths),
+            [int(v) for v in labels],
+        )
     if len(y) != n:
         raise ValueError(f"labels ({len(y)}) and images ({n}) differ in number")
     if any(v not in (0, 1) for v in y):
@@ -220,8 +233,14 @@ def robustness_sweep(
             degrade(probe, name, lv)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
-    transforms = {m: eval_transform(int(sizes[m]), tuple((norms[m] or {}).get("mean", IMAGENET_MEAN)),
-                                    tuple((norms[m] or {}).get("std", IMAGENET_STD))) for m in names}
+    transforms = {
+        m: eval_transform(
+            int(sizes[m]),
+            tuple((norms[m] or {}).get("mean", IMAGENET_MEAN)),
+            tuple((norms[m] or {}).get("std", IMAGENET_STD)),
+        )
+        for m in names
+    }
     load, y = _load_items(data, labels, limit, seed)
     decode_sizes = {m: getattr(transforms[m], "decode_size", None) for m in names}
     device = torch.device(device)
@@ -271,6 +290,14 @@ def robustness_sweep(
     for (m, d, lv), parts in scores.items():
         s = torch.cat(parts).double().numpy()
         auc = roc_auc(yy, s) if np.unique(yy).size == 2 else float("nan")
-        rows.append({"model": m, "degradation": d, "level": lv, "roc_auc": auc,
-                     "accuracy": accuracy(yy, s, thrs[m]), "n": int(yy.size)})
+        rows.append(
+            {
+                "model": m,
+                "degradation": d,
+                "level": lv,
+                "roc_auc": auc,
+                "accuracy": accuracy(yy, s, thrs[m]),
+                "n": int(yy.size),
+            }
+        )
     return pd.DataFrame(rows)

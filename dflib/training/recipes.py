@@ -26,7 +26,7 @@ class Recipe:
     epochs: int
     lr: float
     batch_size: int = 32
-    augment: bool = False
+    augment: bool | dict[str, Any] = False  # a dict: AugmentConfig fields that differ from the default
     patience: int | None = None  # early stopping off: short budgets, and the ViT plateaus before it takes off
     model_options: dict[str, Any] = field(default_factory=dict)
     why: str = ""
@@ -35,6 +35,8 @@ class Recipe:
         kw = asdict(self)
         kw.pop("why")
         kw["model_options"] = dict(self.model_options)
+        if isinstance(self.augment, dict):
+            kw["augment"] = dict(self.augment)
         return kw
 
 
@@ -46,7 +48,8 @@ RECIPES: dict[str, Recipe] = {
         lr=2e-3,
         augment=True,
         why="0.6 M parameters; 128 px keeps the up-sampling and blending traces the stem would "
-        "otherwise blur away; residual_init 0.2 (the default) lets it learn in 2-3 epochs",
+        "otherwise blur away; residual_init 0.2 (the default) lets it learn in 2-3 epochs "
+        "(generator v3, 3 seeds: Test ROC-AUC 0.974 +- 0.005, unchanged recipe)",
     ),
     "resnet18_w16": Recipe(
         "resnet18_w16",
@@ -55,17 +58,19 @@ RECIPES: dict[str, Recipe] = {
         lr=2e-3,
         augment=True,
         why="quarter-width ResNet-18 (0.7 M parameters, 2.8 MB): the CPU-friendly version of the "
-        "strongest reference architecture",
+        "strongest reference architecture (generator v3, 3 seeds: Test ROC-AUC 0.989 +- 0.005)",
     ),
     "vit_face_conv_128": Recipe(
         "vit_face_conv_128",
         img_size=128,
-        epochs=30,
+        epochs=50,
         lr=1e-3,
-        augment=True,
+        augment={"blur_p": 0.0},
         why="a narrow 4-block ViT whose convolutional stem (Xiao et al. 2021) and mean pooling give it "
-        "the locality a plain patch embedding lacks; it needs ~15 epochs to take off and the "
-        "augmentation to stop memorising 800 images (a plain ViT stays near chance, see 04)",
+        "the locality a plain patch embedding lacks; it needs the augmentation to stop memorising 800 "
+        "images (a plain ViT stays near chance, see 04), but not its blur: on generator v3 the evidence "
+        "is a face softer than its surroundings, and blurring reals hid it (30 epochs: Test ROC-AUC "
+        "0.55 with blur, val 0.78 without and still rising; it takes off after ~20 epochs, hence 50)",
     ),
 }
 

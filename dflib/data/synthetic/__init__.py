@@ -31,7 +31,17 @@ from .generate import GENERATOR_VERSION, SampleConfig, generate_sample, make_ima
 from .manipulations import METHODS, manipulate
 
 __all__ = [
-    "METHODS", "SampleConfig", "FaceGeometry", "render_face", "manipulate", "generate_sample",
-    "ensure_sample", "default_cache_dir", "read_manifest", "make_image", "GENERATOR_VERSION",
-    "make_examples", "read_labels",
+    "METHODS",
+    "SampleConfig",
+    "FaceGeometry",
+    "render_face",
+    "manipulate",
+    "generate_sample",
+    "ensure_sample",
+    "default_cache_dir",
+    "read_manifest",
+    "make_image",
+    "GENERATOR_VERSION",
+    "make_examples",
+    "read_labels",
 ]

@@ -30,8 +30,13 @@ from scipy import ndimage
 
 from ._raster import blur3, resize, to_chw_float, to_hwc_uint8
 
-KERNELS = {"box": Image.BOX, "bilinear": Image.BILINEAR, "hamming": Image.HAMMING, "bicubic": Image.BICUBIC,
-           "lanczos": Image.LANCZOS}
+KERNELS = {
+    "box": Image.BOX,
+    "bilinear": Image.BILINEAR,
+    "hamming": Image.HAMMING,
+    "bicubic": Image.BICUBIC,
+    "lanczos": Image.LANCZOS,
+}
 _K_G = np.array([[0, 1, 0], [1, 4, 1], [0, 1, 0]], np.float32) / 4  # bilinear demosaicing kernels
 _K_RB = np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]], np.float32) / 4
 
@@ -39,14 +44,18 @@ _K_RB = np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]], np.float32) / 4
 def draw_settings(rng: np.random.Generator, jpeg_quality: tuple[int, int], noise_sigma: tuple[float, float]) -> dict:
     """Random camera settings (JSON-able), drawn in a fixed order from `rng`."""
     names = list(KERNELS)
-    s = {"jpeg_quality": int(rng.integers(jpeg_quality[0], jpeg_quality[1] + 1)),
-         "noise_sigma": round(float(rng.uniform(*noise_sigma)), 3),
-         "shot_noise": round(float(rng.uniform(0.0, 0.04)), 4),
-         "blur_sigma": round(float(rng.uniform(0.0, 0.6)), 3),
-         "cfa": bool(rng.random() < 0.6), "cfa_phase": [int(x) for x in rng.integers(0, 2, 2)],
-         "sharpen": round(float(rng.uniform(0.0, 0.8)) if rng.random() < 0.5 else 0.0, 3),
-         "resample": round(float(rng.uniform(0.55, 0.95)) if rng.random() < 0.6 else 1.0, 3),
-         "down_kernel": names[int(rng.integers(len(names)))], "up_kernel": names[int(rng.integers(len(names)))]}
+    s = {
+        "jpeg_quality": int(rng.integers(jpeg_quality[0], jpeg_quality[1] + 1)),
+        "noise_sigma": round(float(rng.uniform(*noise_sigma)), 3),
+        "shot_noise": round(float(rng.uniform(0.0, 0.04)), 4),
+        "blur_sigma": round(float(rng.uniform(0.0, 0.6)), 3),
+        "cfa": bool(rng.random() < 0.6),
+        "cfa_phase": [int(x) for x in rng.integers(0, 2, 2)],
+        "sharpen": round(float(rng.uniform(0.0, 0.8)) if rng.random() < 0.5 else 0.0, 3),
+        "resample": round(float(rng.uniform(0.55, 0.95)) if rng.random() < 0.6 else 1.0, 3),
+        "down_kernel": names[int(rng.integers(len(names)))],
+        "up_kernel": names[int(rng.integers(len(names)))],
+    }
     first = int(rng.integers(60, 96))
     s["first_jpeg"] = first if rng.random() < 1 / 3 else None
     return s
@@ -95,8 +104,7 @@ def camera(image: np.ndarray, rng: np.random.Generator, settings: dict) -> bytes
     scale = settings.get("resample", 1.0)
     if scale < 1.0:
         low = max(8, int(round(h * scale)))
-        x = resize(resize(np.clip(x, 0, 255), low, KERNELS[settings["down_kernel"]]), h,
-                   KERNELS[settings["up_kernel"]])
+        x = resize(resize(np.clip(x, 0, 255), low, KERNELS[settings["down_kernel"]]), h, KERNELS[settings["up_kernel"]])
     if settings.get("first_jpeg"):
         with Image.open(io.BytesIO(_jpeg(x, settings["first_jpeg"]))) as im:
             x = to_chw_float(np.asarray(im.convert("RGB")))

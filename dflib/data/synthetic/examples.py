@@ -48,8 +48,9 @@ def make_example_image(label: int, index: int, seed: int = EXAMPLES_SEED, size: 
     return data, method
 
 
-def make_examples(out_dir: str | os.PathLike = "example", n: int = 12, seed: int = EXAMPLES_SEED,
-                  size: int = 256) -> pd.DataFrame:
+def make_examples(
+    out_dir: str | os.PathLike = "example", n: int = 12, seed: int = EXAMPLES_SEED, size: int = 256
+) -> pd.DataFrame:
     """Write ``n`` example faces (half real, half fake) and ``labels.csv`` into ``out_dir``.
 
     Returns the labels table (``path`` relative to ``out_dir``, ``label`` "real"/"fake",
@@ -84,8 +85,9 @@ def read_labels(example_dir: str | os.PathLike = "example") -> pd.DataFrame:
     folder = Path(example_dir).expanduser()
     path = folder / "labels.csv"
     if not path.is_file():
-        raise FileNotFoundError(f"no labels.csv in {folder}; make the examples with "
-                                f"dflib.data.synthetic.make_examples({str(folder)!r})")
+        raise FileNotFoundError(
+            f"no labels.csv in {folder}; make the examples with dflib.data.synthetic.make_examples({str(folder)!r})"
+        )
     labels = pd.read_csv(path, dtype=str, keep_default_na=False)
     labels["file"] = [str(folder / p) for p in labels["path"]]
     return labels

@@ -37,8 +37,18 @@ from .manipulations import METHODS, manipulate
 GENERATOR_VERSION = 3  # bump whenever the images change, so cached samples are rebuilt
 SPLITS = ("Train", "Validation", "Test")
 CLASSES = ("Real", "Fake")  # folder names; index = label (real = 0, fake = 1)
-MANIFEST_COLUMNS = ["path", "split", "label", "method", "identity", "donor", "jpeg_quality",
-                    "noise_sigma", "params", "camera"]
+MANIFEST_COLUMNS = [
+    "path",
+    "split",
+    "label",
+    "method",
+    "identity",
+    "donor",
+    "jpeg_quality",
+    "noise_sigma",
+    "params",
+    "camera",
+]
 
 
 @dataclass(frozen=True)
@@ -107,8 +117,11 @@ class SampleConfig:
     def to_dict(self) -> dict:
         """JSON-friendly dict of the config plus the generator version."""
         d = asdict(self)
-        d.update(jpeg_quality=list(self.jpeg_quality), noise_sigma=list(self.noise_sigma),
-                 generator_version=GENERATOR_VERSION)
+        d.update(
+            jpeg_quality=list(self.jpeg_quality),
+            noise_sigma=list(self.noise_sigma),
+            generator_version=GENERATOR_VERSION,
+        )
         return d
 
     def short_hash(self) -> str:
@@ -162,9 +175,17 @@ def make_image(config: SampleConfig, split: str, label: int, index: int) -> tupl
     settings = camera_settings(config, split, index)
     data = camera(image, np.random.default_rng(camera_ss), settings)
     cam = {k: settings[k] for k in ("jpeg_quality", "noise_sigma")}
-    row = {"path": f"{split}/{CLASSES[label]}/{kind}_{index:05d}.jpg", "split": split, "label": label,
-           "method": method, "identity": identity, "donor": donor, **cam,
-           "params": json.dumps(params, sort_keys=True), "camera": json.dumps(settings, sort_keys=True)}
+    row = {
+        "path": f"{split}/{CLASSES[label]}/{kind}_{index:05d}.jpg",
+        "split": split,
+        "label": label,
+        "method": method,
+        "identity": identity,
+        "donor": donor,
+        **cam,
+        "params": json.dumps(params, sort_keys=True),
+        "camera": json.dumps(settings, sort_keys=True),
+    }
     return data, row
 
 
@@ -185,8 +206,7 @@ def _prepare_out_dir(out_dir) -> Path:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise ValueError(f"out_dir={str(out)!r} cannot be created ({err.strerror}); "
-                         "choose a writable folder") from None
+        raise ValueError(f"out_dir={str(out)!r} cannot be created ({err.strerror}); choose a writable folder") from None
     if not os.access(out, os.W_OK | os.X_OK):
         raise ValueError(f"out_dir={str(out)!r} is not writable; choose a writable folder")
     return out
@@ -219,8 +239,15 @@ def remove_stale_partials(folder: Path, stem: str) -> int:
     return removed
 
 
-def generate_sample(out_dir, config: SampleConfig | None = None, *, progress: bool = True, workers: int = 1,
-                    overwrite: bool = False, **overrides) -> Path:
+def generate_sample(
+    out_dir,
+    config: SampleConfig | None = None,
+    *,
+    progress: bool = True,
+    workers: int = 1,
+    overwrite: bool = False,
+    **overrides,
+) -> Path:
     """Generate the dataset into `<out_dir>/Dataset` and return that path.
 
     Files are written to a temporary sibling folder that is renamed to `Dataset` at the end,
@@ -234,19 +261,26 @@ def generate_sample(out_dir, config: SampleConfig | None = None, *, progress: bo
     out = _prepare_out_dir(out_dir)
     final = out / "Dataset"
     if final.exists() and any(final.iterdir()) and not overwrite:
-        raise ValueError(f"{final} already exists and is not empty; pass --overwrite (overwrite=True) to "
-                         f"replace it, or another --out (out_dir)")
+        raise ValueError(
+            f"{final} already exists and is not empty; pass --overwrite (overwrite=True) to "
+            f"replace it, or another --out (out_dir)"
+        )
     remove_stale_partials(out, "Dataset")
     tmp = out / f".Dataset.partial-{partial_token()}"
     try:
         for split in SPLITS:
             for cls in CLASSES:
                 (tmp / split / cls).mkdir(parents=True)
-        jobs = [(str(tmp), config, split, label, i) for split, n in config.counts().items()
-                for label in (0, 1) for i in range(n)]
+        jobs = [
+            (str(tmp), config, split, label, i)
+            for split, n in config.counts().items()
+            for label in (0, 1)
+            for i in range(n)
+        ]
         bar = None
         if progress:
             from tqdm.auto import tqdm
+
             bar = tqdm(total=len(jobs), desc="synthetic faces", unit="img")
         rows = []
         if workers == 1:
@@ -281,6 +315,8 @@ def read_manifest(dataset_dir) -> pd.DataFrame:
     """Load `<dataset_dir>/manifest.csv` (one row per image; `params` is a JSON string)."""
     path = Path(dataset_dir).expanduser() / "manifest.csv"
     if not path.is_file():
-        raise FileNotFoundError(f"no manifest.csv in {path.parent}: it is written by generate_sample / "
-                                "ensure_sample (the Kaggle dataset has none)")
+        raise FileNotFoundError(
+            f"no manifest.csv in {path.parent}: it is written by generate_sample / "
+            "ensure_sample (the Kaggle dataset has none)"
+        )
     return pd.read_csv(path, dtype={"donor": str, "params": str, "camera": str}, keep_default_na=False)

@@ -44,8 +44,15 @@ def _r(x: float, nd: int = 3) -> float:
     return round(float(x), nd)
 
 
-def blend_mask(geo: FaceGeometry, rng: np.random.Generator, *, scale=(0.8, 0.64), offset_v: float = 0.12,
-               feather: float = 8.0, wobble: float = 0.07) -> tuple[np.ndarray, dict]:
+def blend_mask(
+    geo: FaceGeometry,
+    rng: np.random.Generator,
+    *,
+    scale=(0.8, 0.64),
+    offset_v: float = 0.12,
+    feather: float = 8.0,
+    wobble: float = 0.07,
+) -> tuple[np.ndarray, dict]:
     """Soft, randomly deformed elliptical mask over the inner face (brows to chin top).
 
     The ellipse radius is modulated by a few random harmonics (like the elastic mask
@@ -63,8 +70,9 @@ def blend_mask(geo: FaceGeometry, rng: np.random.Generator, *, scale=(0.8, 0.64)
     return mask, {"feather_px": _r(feather, 2), "wobble": [_r(x) for x in amps]}
 
 
-def add_grain(out: np.ndarray, ref: np.ndarray, rng: np.random.Generator, gain: float,
-              where: np.ndarray | None = None) -> np.ndarray:
+def add_grain(
+    out: np.ndarray, ref: np.ndarray, rng: np.random.Generator, gain: float, where: np.ndarray | None = None
+) -> np.ndarray:
     """Add fine luminance noise carrying `gain` times the detail energy `out` lost against `ref`.
 
     Generators do not only blur: they paint their own fine texture. Adding it back keeps the
@@ -77,8 +85,13 @@ def add_grain(out: np.ndarray, ref: np.ndarray, rng: np.random.Generator, gain: 
     return out + (gain * lost) * rng.standard_normal(out.shape[1:], dtype=np.float32)
 
 
-def generator_resample(img: np.ndarray, factor: float, rng: np.random.Generator | None = None,
-                       grain: float = 0.0, where: np.ndarray | None = None) -> np.ndarray:
+def generator_resample(
+    img: np.ndarray,
+    factor: float,
+    rng: np.random.Generator | None = None,
+    grain: float = 0.0,
+    where: np.ndarray | None = None,
+) -> np.ndarray:
     """Down-then-up resampling: what a generator working at size/factor px leaves behind.
 
     With `grain` > 0 (and an `rng`), generator texture is added back (see `add_grain`).
@@ -104,16 +117,20 @@ def _similarity_to(src_pts: np.ndarray, dst_pts: np.ndarray) -> tuple[complex, c
     return complex(alpha), complex(q.mean() - alpha * p.mean())
 
 
-def face_swap(image: np.ndarray, geo: FaceGeometry, rng: np.random.Generator,
-              donor: tuple[np.ndarray, FaceGeometry]) -> tuple[np.ndarray, dict, np.ndarray]:
+def face_swap(
+    image: np.ndarray, geo: FaceGeometry, rng: np.random.Generator, donor: tuple[np.ndarray, FaceGeometry]
+) -> tuple[np.ndarray, dict, np.ndarray]:
     """Paste the aligned, re-generated inner face of `donor` onto `image` (an identity swap)."""
     k = geo.size / 256
     d_img, d_geo = donor
     # 1. align the donor on the target's eyes and mouth (what landmark-based pipelines do)
     alpha, beta = _similarity_to(d_geo.landmarks()[[0, 1, 3]], geo.landmarks()[[0, 1, 3]])
     ys, xs = grid(geo.size)
-    aligned = remap(to_chw_float(d_img), alpha.imag * xs + alpha.real * ys + beta.imag,
-                    alpha.real * xs - alpha.imag * ys + beta.real)
+    aligned = remap(
+        to_chw_float(d_img),
+        alpha.imag * xs + alpha.real * ys + beta.imag,
+        alpha.real * xs - alpha.imag * ys + beta.real,
+    )
     # 2. the swap network works at a lower resolution (e.g. 64-100 px for the face)
     factor = rng.uniform(2.5, 4.0)
     mask, mparams = blend_mask(geo, rng, feather=rng.uniform(4, 12) * k)
@@ -130,12 +147,20 @@ def face_swap(image: np.ndarray, geo: FaceGeometry, rng: np.random.Generator,
     aligned += rgb(correction * (m_t - m_d) + offset)
     # 4. paste through the soft mask
     out = _mix(tgt, aligned, mask)
-    return out, {"generator_factor": _r(factor), "color_correction": _r(correction),
-                 "color_offset": [_r(x, 2) for x in offset], "scale": _r(1 / abs(alpha)), **mparams}, mask
+    return (
+        out,
+        {
+            "generator_factor": _r(factor),
+            "color_correction": _r(correction),
+            "color_offset": [_r(x, 2) for x in offset],
+            "scale": _r(1 / abs(alpha)),
+            **mparams,
+        },
+        mask,
+    )
 
 
-def self_blend(image: np.ndarray, geo: FaceGeometry, rng: np.random.Generator
-               ) -> tuple[np.ndarray, dict, np.ndarray]:
+def self_blend(image: np.ndarray, geo: FaceGeometry, rng: np.random.Generator) -> tuple[np.ndarray, dict, np.ndarray]:
     """Self-Blended Image: blend the face with a perturbed copy of itself (Shiohara & Yamasaki 2022)."""
     k = geo.size / 256
     tgt = to_chw_float(image)
@@ -155,13 +180,24 @@ def self_blend(image: np.ndarray, geo: FaceGeometry, rng: np.random.Generator
     ys, xs = grid(geo.size)
     cx, cy = geo.center
     src = remap(src, (ys - cy - float(shift[1])) / scale + cy, (xs - cx - float(shift[0])) / scale + cx)
-    mask, mparams = blend_mask(geo, rng, scale=(rng.uniform(0.72, 0.9), rng.uniform(0.58, 0.72)),
-                               feather=rng.uniform(3, 8) * k)
+    mask, mparams = blend_mask(
+        geo, rng, scale=(rng.uniform(0.72, 0.9), rng.uniform(0.58, 0.72)), feather=rng.uniform(3, 8) * k
+    )
     ratio = rng.uniform(0.45, 0.9)  # < 1: both copies show through, edges of eyes/mouth double
     out = _mix(tgt, src, mask * ratio)
-    return out, {"color_shift": [_r(x, 2) for x in shift_rgb], "frequency": kind,
-                               "amount": _r(amount), "scale": _r(scale),
-                               "shift_px": [_r(x, 2) for x in shift], "blend_ratio": _r(ratio), **mparams}, mask
+    return (
+        out,
+        {
+            "color_shift": [_r(x, 2) for x in shift_rgb],
+            "frequency": kind,
+            "amount": _r(amount),
+            "scale": _r(scale),
+            "shift_px": [_r(x, 2) for x in shift],
+            "blend_ratio": _r(ratio),
+            **mparams,
+        },
+        mask,
+    )
 
 
 def _upsample(low: np.ndarray, factor: int, mode: str, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
@@ -178,7 +214,7 @@ def _upsample(low: np.ndarray, factor: int, mode: str, rng: np.random.Generator)
     i = np.arange(-(factor - 1), factor)
     strength = rng.uniform(0.04, 0.16)  # from barely visible to obvious
     kernel = 1 - np.abs(i) / factor
-    kernel[factor - 1:] += strength * np.cos(2 * np.pi * np.arange(factor) / factor)
+    kernel[factor - 1 :] += strength * np.cos(2 * np.pi * np.arange(factor) / factor)
     c, h, w = low.shape
     up = np.zeros((c, h * factor, w * factor), np.float32)
     up[:, ::factor, ::factor] = low
@@ -187,8 +223,7 @@ def _upsample(low: np.ndarray, factor: int, mode: str, rng: np.random.Generator)
     return up, {"checkerboard_strength": _r(strength)}
 
 
-def upsampling(image: np.ndarray, geo: FaceGeometry, rng: np.random.Generator
-               ) -> tuple[np.ndarray, dict, np.ndarray]:
+def upsampling(image: np.ndarray, geo: FaceGeometry, rng: np.random.Generator) -> tuple[np.ndarray, dict, np.ndarray]:
     """Replace the face region by a low-resolution copy upsampled like a GAN generator would.
 
     The generator works at 1/3 or 1/4 of the image size and upsamples by transposed
@@ -202,8 +237,13 @@ def upsampling(image: np.ndarray, geo: FaceGeometry, rng: np.random.Generator
     mode = str(rng.choice(["transposed_conv", "nearest", "bicubic", "lanczos"]))
     offset = [int(x) for x in rng.integers(0, factor, 2)]
     tgt = to_chw_float(image)
-    mask, mparams = blend_mask(geo, rng, scale=(rng.uniform(1.0, 1.15), rng.uniform(0.95, 1.1)), offset_v=0.0,
-                               feather=rng.uniform(6, 14) * size / 256)
+    mask, mparams = blend_mask(
+        geo,
+        rng,
+        scale=(rng.uniform(1.0, 1.15), rng.uniform(0.95, 1.1)),
+        offset_v=0.0,
+        feather=rng.uniform(6, 14) * size / 256,
+    )
     shifted = np.roll(tgt, (-offset[0], -offset[1]), axis=(1, 2))  # the mask never reaches the borders
     low = resize(shifted, -(-size // factor), Image.BOX)
     up, uparams = _upsample(low, factor, mode, rng)
@@ -213,8 +253,7 @@ def upsampling(image: np.ndarray, geo: FaceGeometry, rng: np.random.Generator
     return out, {"mode": mode, "factor": factor, "grid_offset": offset, **uparams, **mparams}, mask
 
 
-def local_warp(image: np.ndarray, geo: FaceGeometry, rng: np.random.Generator
-               ) -> tuple[np.ndarray, dict, np.ndarray]:
+def local_warp(image: np.ndarray, geo: FaceGeometry, rng: np.random.Generator) -> tuple[np.ndarray, dict, np.ndarray]:
     """Move the mouth and/or eyes with smooth Gaussian displacement fields, re-render the area."""
     k = geo.size / 256
     ys, xs = grid(geo.size)
@@ -225,7 +264,7 @@ def local_warp(image: np.ndarray, geo: FaceGeometry, rng: np.random.Generator
     centres = {"mouth": [(geo.mouth, geo.mouth_width)], "eyes": [(geo.left_eye, ew * 1.4), (geo.right_eye, ew * 1.4)]}
     for target in targets:
         for (cx, cy), sigma in centres[target]:
-            g = np.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / (2 * sigma ** 2))
+            g = np.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / (2 * sigma**2))
             if rng.random() < 0.5:  # translate the feature (lower the jaw, raise the brows)
                 amp, ang = rng.uniform(5, 10) * k, rng.uniform(0, 2 * math.pi)
                 dx += amp * math.cos(ang) * g
@@ -258,8 +297,15 @@ def _hann2d(size: int) -> np.ndarray:
     return np.outer(w, w)
 
 
-def match_spectrum(fake: np.ndarray, source: np.ndarray, region: np.ndarray, rng: np.random.Generator,
-                   lowest: float = 0.03, spread: float = 12.0, iterations: int = 5) -> np.ndarray:
+def match_spectrum(
+    fake: np.ndarray,
+    source: np.ndarray,
+    region: np.ndarray,
+    rng: np.random.Generator,
+    lowest: float = 0.03,
+    spread: float = 12.0,
+    iterations: int = 5,
+) -> np.ndarray:
     """Put the power that the edited `region` of `fake` lost back *around* it, as shaped grain,
     until the image's power spectrum matches `source`'s, the real face it was made from.
 
@@ -300,7 +346,7 @@ def match_spectrum(fake: np.ndarray, source: np.ndarray, region: np.ndarray, rng
     white = np.fft.rfft2(rng.standard_normal((size, size), dtype=np.float32))
     # first guess: the missing power, spread over the band's share of the window
     share = float((band * win).sum() / win.sum())
-    amp = np.sqrt(np.clip(10.0 ** target - 10.0 ** now, 0, None) / max(share, 1e-3)) / size
+    amp = np.sqrt(np.clip(10.0**target - 10.0**now, 0, None) / max(share, 1e-3)) / size
     first = int(np.ceil(lowest * 2 * n))
     amp[:first] = 0.0
     grain = np.zeros_like(gray)
@@ -333,8 +379,13 @@ def _soften_periphery(img: np.ndarray, source: np.ndarray, win: np.ndarray, inne
     return img + outer * (ndimage.gaussian_filter(img, (0, hi, hi)) - img)
 
 
-def manipulate(method: str, image: np.ndarray, geometry: FaceGeometry, rng: np.random.Generator,
-               donor: tuple[np.ndarray, FaceGeometry] | None = None) -> tuple[np.ndarray, dict]:
+def manipulate(
+    method: str,
+    image: np.ndarray,
+    geometry: FaceGeometry,
+    rng: np.random.Generator,
+    donor: tuple[np.ndarray, FaceGeometry] | None = None,
+) -> tuple[np.ndarray, dict]:
     """Apply one manipulation family to a real face; returns (fake H x W x 3 uint8, JSON-able params).
 
     `donor` (image, geometry) of another face is required for ``face_swap``, ignored otherwise.
