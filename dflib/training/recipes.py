@@ -69,8 +69,9 @@ RECIPES: dict[str, Recipe] = {
         why="a narrow 4-block ViT whose convolutional stem (Xiao et al. 2021) and mean pooling give it "
         "the locality a plain patch embedding lacks; it needs the augmentation to stop memorising 800 "
         "images (a plain ViT stays near chance, see 04), but not its blur: on generator v3 the evidence "
-        "is a face softer than its surroundings, and blurring reals hid it (30 epochs: Test ROC-AUC "
-        "0.55 with blur, val 0.78 without and still rising; it takes off after ~20 epochs, hence 50)",
+        "is a face softer than its surroundings, and blurring reals hid it (seed 0, 30 epochs: Test "
+        "ROC-AUC 0.55 with blur, 0.80 without). Still short of its 0.90 bar: with 50 epochs the take-off "
+        "is seed-dependent (3 seeds: 0.58, 0.99, 0.71; img/seed_spread.md)",
     ),
 }
 
