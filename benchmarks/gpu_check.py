@@ -49,6 +49,10 @@ from dflib.data.device_decode import make_device_decode_loader  # noqa: E402
 from dflib.data.sampling import finish_batch, make_train_loader  # noqa: E402
 from dflib.evaluation.scoring import predict_scores  # noqa: E402
 from dflib.models import create_model  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from train_throughput import Batches  # noqa: E402  (the same loader-feeding helper)
+
 from dflib.predict import predict_paths  # noqa: E402
 from dflib.training import RECIPES, TrainConfig, build_optimizer, fit, train_one_epoch  # noqa: E402
 from dflib.training.run import TrainingRun  # noqa: E402
@@ -74,32 +78,6 @@ def _encoded_share(loader, steps: int) -> float:
         encoded += sum(t.ndim == 1 for t in batch.images)
         total += len(batch.images)
     return encoded / max(total, 1)
-
-
-class Batches:
-    """``n`` batches from a loader per pass, continuing across epochs; counts the time spent waiting."""
-
-    def __init__(self, loader, n: int) -> None:
-        self.loader, self.n, self.epoch, self.waited = loader, n, 0, 0.0
-        self.it = iter(loader)
-
-    def _next(self):
-        start = time.perf_counter()
-        try:
-            return next(self.it)
-        except StopIteration:
-            self.epoch += 1
-            self.loader.sampler.set_epoch(self.epoch)
-            self.it = iter(self.loader)
-            return next(self.it)
-        finally:
-            self.waited += time.perf_counter() - start
-
-    def __iter__(self):
-        return (self._next() for _ in range(self.n))
-
-    def __len__(self) -> int:
-        return self.n
 
 
 def _sync(device: torch.device) -> None:

@@ -38,7 +38,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from dflib.data.dataset import DeepfakeDataset, make_loader
 from dflib.data.fused_augment import SampleStage, TrainTransform
-from dflib.data.io import ImageReadError, jpeg_roundtrip, jpeg_scale, read_image_tensor
+from dflib.data.io import ImageReadError, jpeg_frame, jpeg_roundtrip, jpeg_scale, read_image_tensor
 from dflib.data.sampling import BalancedSampler, SeededSampler
 
 _BASELINE_SOF = (0xC0, 0xC1)  # baseline and extended sequential Huffman JPEG: what nvJPEG decodes on the GPU
@@ -47,25 +47,11 @@ _BASELINE_SOF = (0xC0, 0xC1)  # baseline and extended sequential Huffman JPEG: w
 def device_jpeg_size(data: bytes, max_pixels: int) -> tuple[int, int] | None:
     """``(width, height)`` of a baseline (or extended sequential) 3-component JPEG of at most
     ``max_pixels`` pixels, the kind nvJPEG decodes on the GPU; None for anything else."""
-    if data[:2] != b"\xff\xd8":
+    frame = jpeg_frame(data)
+    if frame is None:
         return None
-    i, n = 2, len(data)
-    while i + 9 < n:
-        if data[i] != 0xFF:
-            return None
-        marker = data[i + 1]
-        if marker == 0xFF:
-            i += 1
-            continue
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # start of frame
-            h, w = int.from_bytes(data[i + 5 : i + 7], "big"), int.from_bytes(data[i + 7 : i + 9], "big")
-            ok = marker in _BASELINE_SOF and data[i + 9] == 3 and 0 < h * w <= max_pixels
-            return (w, h) if ok else None
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
-            i += 2
-            continue
-        i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
-    return None
+    marker, w, h, components = frame
+    return (w, h) if marker in _BASELINE_SOF and components == 3 and w * h <= max_pixels else None
 
 
 def device_decodable(data: bytes, max_pixels: int) -> bool:

@@ -403,10 +403,11 @@ def decode_image_tensor(
 _SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # start-of-frame markers (not DHT, JPG, DAC)
 
 
-def _jpeg_header(data: bytes) -> tuple[int, int, int] | None:
-    """``(width, height, components)`` from a JPEG's frame header, or None if not found.
+def jpeg_frame(data: bytes) -> tuple[int, int, int, int] | None:
+    """``(frame marker, width, height, components)`` from a JPEG's frame header, or None if not found.
 
-    A few marker hops in Python, much cheaper than a full PIL open for a small file.
+    A few marker hops in Python, much cheaper than a full PIL open for a small file. The marker
+    tells the coding process (0xC0 baseline, 0xC1 extended sequential, 0xC2 progressive, ...).
     """
     if data[:2] != b"\xff\xd8":
         return None
@@ -420,12 +421,18 @@ def _jpeg_header(data: bytes) -> tuple[int, int, int] | None:
             continue
         if marker in _SOF:
             h, w = int.from_bytes(data[i + 5 : i + 7], "big"), int.from_bytes(data[i + 7 : i + 9], "big")
-            return (w, h, data[i + 9]) if w > 0 and h > 0 and i + 9 < n else None
+            return (marker, w, h, data[i + 9]) if w > 0 and h > 0 and i + 9 < n else None
         if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # no length field
             i += 2
             continue
         i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
     return None
+
+
+def _jpeg_header(data: bytes) -> tuple[int, int, int] | None:
+    """``(width, height, components)`` of a JPEG (see :func:`jpeg_frame`), or None."""
+    frame = jpeg_frame(data)
+    return None if frame is None else frame[1:]
 
 
 def jpeg_roundtrip(img: torch.Tensor, quality: int) -> torch.Tensor:
