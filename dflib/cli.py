@@ -116,6 +116,14 @@ def add_config_options(parser: argparse.ArgumentParser, config_cls: type) -> Non
                 parser.add_argument(f"--no-{flag}", dest=f.name, action="store_false", help=f"turn off: {text}")
             else:
                 parser.add_argument(f"--{flag}", dest=f.name, action="store_true", help=text)
+            if kind == "bool|dict":  # ... and its fields, one KEY=VALUE at a time
+                parser.add_argument(
+                    f"--{flag}-arg",
+                    dest=f"{f.name}__fields",
+                    action="append",
+                    metavar="KEY=VALUE",
+                    help=f"set one field of {f.name} (repeatable), e.g. --{flag}-arg blur_p=0",
+                )
             continue
         if kind.startswith("dict"):
             parser.add_argument(
@@ -139,6 +147,16 @@ def add_config_options(parser: argparse.ArgumentParser, config_cls: type) -> Non
         parser.add_argument(f"--{flag}", **kwargs)
 
 
+def _key_values(items: list[str] | None, flag: str, example: str, parse: Any) -> dict[str, Any]:
+    options = {}
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"{flag} {item!r} is not KEY=VALUE; e.g. {flag} {example}")
+        options[key.strip()] = parse(text)
+    return options
+
+
 def config_from_options(args: argparse.Namespace, config_cls: type) -> dict[str, Any]:
     """The ``config_cls`` settings that :func:`add_config_options` parsed into ``args``."""
     from dflib.notebook_runner import parse_value
@@ -149,14 +167,13 @@ def config_from_options(args: argparse.Namespace, config_cls: type) -> dict[str,
             continue
         value = getattr(args, f.name)
         flag = f.metadata.get("flag") or f.name.replace("_", "-")
-        if _annotation(f).replace(" ", "").startswith("dict"):
-            options = {}
-            for item in value or []:
-                key, sep, text = item.partition("=")
-                if not sep or not key.strip():
-                    raise ValueError(f"--{flag} {item!r} is not KEY=VALUE; e.g. --{flag} width=32")
-                options[key.strip()] = parse_value(text)
-            value = options
+        kind = _annotation(f).replace(" ", "")
+        if kind.startswith("dict"):
+            value = _key_values(value, f"--{flag}", "width=32", parse_value)
+        elif kind == "bool|dict" and getattr(args, f"{f.name}__fields", None):
+            if value is False:
+                raise ValueError(f"--no-{flag} and --{flag}-arg contradict each other; pass one of them")
+            value = _key_values(getattr(args, f"{f.name}__fields"), f"--{flag}-arg", "blur_p=0", parse_value)
         elif f.metadata.get("zero_is_none") and value == 0:
             value = None
         settings[f.name] = value

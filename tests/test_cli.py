@@ -148,3 +148,13 @@ def test_train_option_errors_name_the_flag(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--model", "resnet18", "--imbalance", "oversample"])
     assert "invalid choice: 'oversample'" in capsys.readouterr().err
+
+
+def test_augment_fields_from_the_command_line(capsys):
+    from dflib.cli import config_from_options
+    from dflib.training import TrainConfig
+
+    args = _train_parser().parse_args(["--model", "x", "--augment-arg", "blur_p=0", "--augment-arg", "jpeg_p=0.5"])
+    assert config_from_options(args, TrainConfig)["augment"] == {"blur_p": 0, "jpeg_p": 0.5}
+    assert main(["train", "--model", "resnet18", "--no-augment", "--augment-arg", "blur_p=0"]) == 2
+    assert "--no-augment and --augment-arg contradict" in capsys.readouterr().err
