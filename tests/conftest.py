@@ -42,3 +42,19 @@ def make_dataset(
 @pytest.fixture
 def tiny_dataset(tmp_path: Path) -> Path:
     return make_dataset(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Run a module single-threaded (use it with ``pytestmark = pytest.mark.usefixtures("one_thread")``).
+
+    On a shared 2-core machine, 2 intra-op threads that get preempted spin at every OpenMP barrier:
+    forward+backward measured 5-20x slower than with one thread; it is also the arithmetic of the
+    subprocesses some tests start. Results do not depend on it; the thread count is restored afterwards.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

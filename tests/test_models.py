@@ -49,15 +49,7 @@ PARAM_COUNTS = {
 BIG = {"vit_small_patch16_224", "vit_base_patch16_224", "resnet50"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Run this module single-threaded. On a shared 2-core machine, 2 intra-op threads that get
-    preempted spin at every OpenMP barrier: forward+backward measured 5-20x slower than with one
-    thread. Results do not depend on it; the thread count is restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def needs_reference(name: str) -> None:
