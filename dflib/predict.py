@@ -34,6 +34,7 @@ from torch import nn
 
 from dflib.card import DEFAULT_THRESHOLD, ModelCard
 from dflib.data.files import find_images
+from dflib.evaluation.scoring import p_fake
 
 COLUMNS = ["path", "p_fake", "label", "threshold", "model", "error"]
 DISPLAY_MAX_SIDE = 512  # explanation overlays are drawn on the original image, shrunk to this
@@ -252,14 +253,7 @@ def _score(
                 idx = [i for i, _ in good]
                 for k, (model, _) in enumerate(detectors):
                     x = torch.stack([xs[k] for _, xs in good]).to(device)
-                    with torch.inference_mode():
-                        logits = model(x).float()
-                    if logits.numel() != len(idx):
-                        raise ValueError(
-                            f"{_names(detectors)[k]} gives {tuple(logits.shape)} outputs for {len(idx)} "
-                            f"images; dflib predict needs a binary detector (num_classes=1)"
-                        )
-                    probs[idx, k] = torch.sigmoid(logits.reshape(-1)).double().cpu().numpy()
+                    probs[idx, k] = p_fake(model, x, _names(detectors)[k])
                     if targets is not None and k == 0:
                         written = _write_explanations(
                             model, x.clone(), [shown[i] for i in idx], [targets[i] for i in idx]

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from dflib.evaluation.scoring import p_fake
 from dflib.faces import MAX_DETECT_PIXELS, MIN_FACE, THRESHOLD, crop_region, detect_faces, no_face_note, smallest_face
 
 FACE_COLUMNS = ["face", "x0", "y0", "x1", "y1", "note"]
@@ -213,14 +214,7 @@ def _run(pending: list[dict], detectors, device, batch_size: int, with_heat: boo
         probs = []
         for k, (model, card) in enumerate(detectors):
             x = torch.stack([r["xs"][k] for r in chunk]).to(device)
-            with torch.inference_mode():
-                logits = model(x).float()
-            if logits.numel() != len(chunk):
-                raise ValueError(
-                    f"{card.name} gives {tuple(logits.shape)} outputs for {len(chunk)} faces; "
-                    f"dflib predict needs a binary detector (num_classes=1)"
-                )
-            probs.append(torch.sigmoid(logits.reshape(-1)).double().cpu().numpy())
+            probs.append(p_fake(model, x, card.name, "faces"))
             if with_heat and k == 0:
                 from dflib.explain import explain
 

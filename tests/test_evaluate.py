@@ -101,3 +101,21 @@ def test_predict_scores_are_sigmoid_of_logits_in_loader_order():
     np.testing.assert_allclose(scores, torch.sigmoid(logits).numpy(), rtol=1e-6)
     assert labels.tolist() == [0, 1, 1, 0] and scores.dtype == np.float64
     assert model.training  # the caller's mode is restored
+
+
+def test_p_fake_scores_a_batch_and_refuses_a_non_binary_model():
+    import torch
+
+    from dflib.evaluation import p_fake
+    from dflib.models import create_model
+
+    torch.manual_seed(0)
+    x = torch.randn(3, 3, 32, 32)
+    binary = create_model("resnet18", img_size=32, width=4).eval()
+    p = p_fake(binary, x, "tiny")
+    with torch.no_grad():
+        expected = torch.sigmoid(binary(x)).double().numpy()
+    assert p.shape == (3,) and p.dtype.name == "float64" and abs(p - expected).max() < 1e-7
+    three = create_model("resnet18", img_size=32, width=4, num_classes=3).eval()
+    with pytest.raises(ValueError, match=r"tiny3 gives \(3, 3\) outputs for 3 faces; dflib predict needs a binary"):
+        p_fake(three, x, "tiny3", "faces")

@@ -35,7 +35,24 @@ __all__ = [
     "load_checkpoints",
     "ScoredSplit",
     "score_split",
+    "p_fake",
 ]
+
+
+def p_fake(model: torch.nn.Module, x: torch.Tensor, name: str, what: str = "images") -> np.ndarray:
+    """P(fake) (float64, on the CPU) of one batch ``x`` already on the model's device.
+
+    Refuses, naming the detector, a model that does not give one logit per image (``num_classes=1``):
+    its outputs cannot be read as P(fake). ``what`` names the batch's items in that message.
+    """
+    with torch.inference_mode():
+        logits = model(x).float()
+    if logits.numel() != len(x):
+        raise ValueError(
+            f"{name} gives {tuple(logits.shape)} outputs for {len(x)} {what}; "
+            f"dflib predict needs a binary detector (num_classes=1)"
+        )
+    return torch.sigmoid(logits.reshape(-1)).double().cpu().numpy()
 
 
 def summarize(labels, scores, threshold: float | None = None) -> dict[str, Any]:
