@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dflib import runtime
+
 NOTEBOOK_PATTERN = re.compile(r"^(\d\d)_[\w-]+\.ipynb$")
 
 
@@ -118,7 +120,6 @@ def run_notebooks(
     Each notebook runs with its own folder as working directory, so relative paths such as
     ``../img`` and ``../models`` mean the same as in JupyterLab.
     """
-    import papermill as pm
 
     books = list_notebooks(notebook_dir, only)
     params = dict(parameters or {})
@@ -127,6 +128,23 @@ def run_notebooks(
     out = Path(out_dir) if out_dir else None
     html_root = Path(html_dir) if html_dir else (out / "html" if out else books[0].parent / "html")
     runs: list[NotebookRun] = []
+    # No progress bars in headless kernels (they inherit this environment): nobody watches them,
+    # and a saved bar widget reads as a frozen "0%|" in the HTML and in text viewers.
+    saved_progress = os.environ.get(runtime.PROGRESS_ENV)
+    os.environ[runtime.PROGRESS_ENV] = "0"
+    try:
+        _execute(books, params, out, html_root, kernel_name, render, log, runs)
+    finally:
+        if saved_progress is None:
+            os.environ.pop(runtime.PROGRESS_ENV, None)
+        else:
+            os.environ[runtime.PROGRESS_ENV] = saved_progress
+    return runs
+
+
+def _execute(books, params, out, html_root, kernel_name, render, log, runs) -> None:
+    import papermill as pm
+
     for book in books:
         target = (out / book.name) if out else book
         if out:
@@ -160,7 +178,6 @@ def run_notebooks(
         html = render_html(target, html_root / f"{book.stem}.html") if render else None
         log(f"[dflib] {book.name} ok in {seconds:.1f} s" + (f" -> {html}" if html else ""))
         runs.append(NotebookRun(book, target, html, seconds))
-    return runs
 
 
 def smoke_out_dir(notebook_dir: str | os.PathLike | None = None) -> Path:

@@ -35,6 +35,7 @@ from torch import nn
 from dflib.card import DEFAULT_THRESHOLD, ModelCard
 from dflib.data.files import find_images
 from dflib.evaluation.scoring import p_fake
+from dflib.runtime import progress_bar
 
 COLUMNS = ["path", "p_fake", "label", "threshold", "model", "error"]
 DISPLAY_MAX_SIDE = 512  # explanation overlays are drawn on the original image, shrunk to this
@@ -225,7 +226,6 @@ def _score(
     explain_dir: Path | None = None,
 ) -> tuple[np.ndarray, list[str], list[str]]:
     """P(fake) ``(N, n_detectors)`` (NaN for unreadable files), read errors and explanation errors."""
-    from tqdm.auto import tqdm
 
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"batch_size={batch_size!r} is invalid; use an integer >= 1")
@@ -242,7 +242,7 @@ def _score(
     errors = [""] * len(paths)
     explain_errors = [""] * len(paths)
     targets = [explain_dir / n for n in explain_filenames(paths)] if explain_dir is not None else None
-    with tqdm(total=len(paths), desc="predict", unit="img", disable=not progress) as bar:
+    with progress_bar(total=len(paths), desc="predict", unit="img", disable=not progress) as bar:
         for batch in loader:
             good = [(i, xs) for i, xs, err, _ in batch if err is None]
             shown = {i: img for i, _, _, img in batch}

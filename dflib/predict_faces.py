@@ -31,6 +31,7 @@ import torch
 
 from dflib.evaluation.scoring import p_fake
 from dflib.faces import MAX_DETECT_PIXELS, MIN_FACE, THRESHOLD, crop_region, detect_faces, no_face_note, smallest_face
+from dflib.runtime import progress_bar
 
 FACE_COLUMNS = ["face", "x0", "y0", "x1", "y1", "note"]
 DISPLAY_MAX_SIDE = 768  # face overlays are drawn on the photo shrunk to this (boxes stay legible)
@@ -156,7 +157,6 @@ def score_faces(
     face_threshold: float = THRESHOLD,
 ) -> FaceRows:
     """Find, crop and score the faces of every image under ``paths`` with ``detectors`` ((model, card) pairs)."""
-    from tqdm.auto import tqdm
 
     from dflib.faces.detect import _detector
 
@@ -169,7 +169,7 @@ def score_faces(
     )
     rows: list[dict] = []
     result = FaceRows(paths=[], probs=np.zeros((0, len(detectors))), errors=[], columns=pd.DataFrame())
-    with tqdm(total=len(paths), desc="predict faces", unit="img", disable=not progress) as bar:
+    with progress_bar(total=len(paths), desc="predict faces", unit="img", disable=not progress) as bar:
         for batch in loader:
             pending, first = [], len(rows)
             for i, entries, error, note, _, _ in batch:

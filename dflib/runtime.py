@@ -325,3 +325,24 @@ def release_run_lock(path: str | os.PathLike | None) -> None:
             path.unlink(missing_ok=True)
     except (OSError, ValueError, TypeError, AttributeError):
         pass
+
+
+PROGRESS_ENV = "DFLIB_PROGRESS"
+
+
+def progress_shown() -> bool:
+    """Whether dflib draws progress bars: yes unless ``DFLIB_PROGRESS`` is 0/off/false/no.
+
+    ``dflib run-notebooks`` (``make run``, the tests) sets it to 0 for the kernels it starts: in a
+    headless run a bar is not seen by anyone, and a notebook widget saved in the outputs shows as
+    a frozen "0%|" outside a live JupyterLab. Set it yourself when you run ``papermill`` directly.
+    """
+    return os.environ.get(PROGRESS_ENV, "1").strip().lower() not in {"0", "off", "false", "no"}
+
+
+def progress_bar(iterable: Any = None, *, disable: bool = False, **kwargs: Any):
+    """A ``tqdm.auto`` bar (a widget in Jupyter, text in a terminal), off when ``disable`` is true
+    or :func:`progress_shown` says no. Every bar dflib draws is made here."""
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, disable=disable or not progress_shown(), **kwargs)

@@ -23,5 +23,11 @@ def test_notebook_runs_headless_in_smoke_mode(name, tmp_path):
     assert code and all(c.get("execution_count") for c in code), "every code cell ran"
     errors = [o for c in code for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
+    # Saved outputs read cleanly outside a live notebook: no progress-bar widgets, no bare Stylers.
+    outputs = [o for c in code for o in c.get("outputs", [])]
+    widgets = [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert not widgets, f"{len(widgets)} widget output(s) saved (a progress bar not made by runtime.progress_bar?)"
+    texts = ["".join(o.get("data", {}).get("text/plain", "")) for o in outputs]
+    assert not [t for t in texts if "Styler at 0x" in t], "show styled tables with dflib.plots.table(...)"
     html = runs[0].html.read_text(encoding="utf-8")
     assert len(html) > 10_000 and "<html" in html

@@ -17,11 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from tqdm.auto import tqdm
-
 from dflib import CLASS_NAMES
 from dflib.data.io import MAX_PIXELS, ImageReadError, check_image, quick_check, read_file_bytes
 from dflib.data.layout import DatasetLayout
+from dflib.runtime import progress_bar
 
 Mode = Literal["quick", "full"]
 
@@ -65,7 +64,7 @@ def scan_files(
 ) -> list[tuple[str | None, str | None]]:
     """:func:`inspect_file` for every path, in order; ``workers`` > 0 spreads the work over processes."""
     jobs = [(os.fspath(p), mode, max_pixels, digest) for p in paths]
-    bar = tqdm(total=len(jobs), desc=desc, unit="img", disable=not progress, leave=False)
+    bar = progress_bar(total=len(jobs), desc=desc, unit="img", disable=not progress, leave=False)
     try:
         if workers <= 0 or len(jobs) < 64:
             out = []

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-from tqdm.auto import tqdm
 
 from dflib import CLASS_NAMES
 from dflib.data.io import ImageReadError, read_file_bytes
 from dflib.data.layout import DatasetLayout, discover
+from dflib.runtime import progress_bar
 
 
 def file_hash(path: str | os.PathLike) -> str | None:
@@ -87,7 +87,7 @@ def check_splits(
     ]
     by_hash: dict[str, list[tuple[str, str, Path]]] = {}
     known = hashes or {}
-    for entry in tqdm(entries, desc="hashing", disable=not progress or bool(known), leave=False):
+    for entry in progress_bar(entries, desc="hashing", disable=not progress or bool(known), leave=False):
         h = known.get(entry[2]) or (None if known else file_hash(entry[2]))
         if h is not None:
             by_hash.setdefault(h, []).append(entry)

@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from dflib import CLASS_NAMES
 from dflib.data.io import read_image
+from dflib.runtime import progress_bar
 
 
 def image_statistics(samples: Sequence[tuple[Path, int]], progress: bool = True) -> pd.DataFrame:
@@ -24,7 +24,7 @@ def image_statistics(samples: Sequence[tuple[Path, int]], progress: bool = True)
     if they do, a detector can cheat with them.
     """
     rows = []
-    for path, label in tqdm(samples, desc="image statistics", disable=not progress, leave=False):
+    for path, label in progress_bar(samples, desc="image statistics", disable=not progress, leave=False):
         img = read_image(path)
         arr = np.asarray(img, dtype=np.float32)
         gray = arr @ np.array([0.299, 0.587, 0.114], dtype=np.float32)

@@ -35,6 +35,8 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
+from dflib.runtime import progress_bar
+
 MIB = 2**20
 
 __all__ = [
@@ -183,7 +185,6 @@ def efficiency_table(
     at ``batch``, weights included), ``weights_mib``, ``checkpoint_mib``. ``df.attrs`` records
     the device, the threads and how memory was measured.
     """
-    from tqdm.auto import tqdm
 
     from dflib.models import count_macs, count_parameters
 
@@ -197,7 +198,7 @@ def efficiency_table(
         raise ValueError(f"img_size has no entry for model(s) {missing}; give one size or one per model")
     rows = {}
     device = torch.device("cpu")
-    for name, model in tqdm(models.items(), desc="efficiency", disable=not progress, leave=False):
+    for name, model in progress_bar(models.items(), desc="efficiency", disable=not progress, leave=False):
         size = int(sizes[name])
         was_training = model.training
         model.eval()

@@ -31,6 +31,7 @@ from torchvision.transforms.v2 import functional as TF
 from dflib.data.io import ImageReadError, read_image_tensor
 from dflib.data.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_transform
 from dflib.evaluation.metrics import accuracy, roc_auc
+from dflib.runtime import progress_bar
 
 Img = torch.Tensor | Image.Image
 
@@ -249,12 +250,12 @@ def robustness_sweep(
     scores: dict[tuple[str, str, float], list[torch.Tensor]] = {(m, d, lv): [] for m in names for d, lv in tasks}
     keep: list[int] = []
 
-    from tqdm.auto import tqdm
-
     try:
         for m in names:
             models[m].eval()
-        for start in tqdm(range(0, len(y), batch_size), desc="robustness sweep", disable=not progress, unit="batch"):
+        for start in progress_bar(
+            range(0, len(y), batch_size), desc="robustness sweep", disable=not progress, unit="batch"
+        ):
             imgs, ids, clean = [], [], {m: [] for m in names}
             for j in range(start, min(start + batch_size, len(y))):
                 try:

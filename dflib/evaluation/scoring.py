@@ -22,6 +22,7 @@ import torch
 
 from dflib.card import ModelCard
 from dflib.evaluation.metrics import accuracy, average_precision, balanced_accuracy, check_scores, roc_auc
+from dflib.runtime import progress_bar
 
 __all__ = [
     "summarize",
@@ -104,14 +105,13 @@ def score_loader(
     ``loader`` yields ``(x, y)`` batches or :class:`dflib.data.dataset.ReadBatch`\ es
     (:func:`dflib.data.dataset.make_scoring_loader`), whose unreadable images are left out.
     """
-    from tqdm.auto import tqdm
 
     device = torch.device(device)
     was_training = model.training
     model.eval()
     logits, labels, index, skipped = [], [], [], []
     try:
-        for batch in tqdm(loader, desc=desc, disable=not progress, leave=False, unit="batch"):
+        for batch in progress_bar(loader, desc=desc, disable=not progress, leave=False, unit="batch"):
             x, y = batch[0], batch[1]
             if len(batch) == 4:  # a ReadBatch
                 skipped += batch.skipped

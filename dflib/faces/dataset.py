@@ -43,6 +43,7 @@ from dflib.data.files import find_images
 from dflib.data.layout import CLASSES, SPLITS, LayoutError, find_root
 from dflib.faces.detect import MAX_DETECT_PIXELS, MIN_FACE, THRESHOLD, detect_faces
 from dflib.faces.framing import CROP_SCALE, CROP_SHIFT, crop_region
+from dflib.runtime import progress_bar
 
 STATE = ".crop-faces"
 MANIFEST_COLUMNS = [
@@ -295,7 +296,6 @@ def crop_faces(
     progress: bool = True,
 ) -> CropReport:
     """Make ``out/Dataset`` (Kaggle layout) of face crops from the photos under ``src``; see the module docstring."""
-    from tqdm.auto import tqdm
 
     from dflib.faces.detect import _detector
 
@@ -324,7 +324,7 @@ def crop_faces(
 
     todo = [(rel, str(src / rel), options) for rel, _, _ in photos if rel not in done]
     with (
-        tqdm(total=len(todo), desc="finding faces", unit="photo", disable=not progress) as bar,
+        progress_bar(total=len(todo), desc="finding faces", unit="photo", disable=not progress) as bar,
         open(journal, "a", encoding="utf-8") as log,
     ):
         for rec in _map(_detect_job, todo, workers, bar):
@@ -379,7 +379,7 @@ def crop_faces(
                 targets.append(str(target))
         if targets:
             jobs.append((str(src / rel), regions, targets, size))
-    with tqdm(total=len(jobs), desc="writing crops", unit="photo", disable=not progress) as bar:
+    with progress_bar(total=len(jobs), desc="writing crops", unit="photo", disable=not progress) as bar:
         written = sum(_map(_crop_job, jobs, workers, bar))
     for stale in dataset.glob("*/*/*"):  # crops of an earlier run that this one does not list
         if stale.is_file() and stale not in expected:

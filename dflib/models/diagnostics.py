@@ -21,7 +21,8 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
+
+from dflib.runtime import progress_bar
 
 from .analysis import count_parameters
 from .reference import build_reference, load_reference_weights
@@ -52,7 +53,7 @@ def overfit_one_batch(
     model.train()
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     losses: list[float] = []
-    for _ in tqdm(range(steps), desc="overfit one batch", disable=not progress, leave=False):
+    for _ in progress_bar(range(steps), desc="overfit one batch", disable=not progress, leave=False):
         opt.zero_grad(set_to_none=True)
         loss = _bce(model(images), labels)
         loss.backward()

@@ -22,7 +22,7 @@ from dflib.plots.architectures import (
     patch_grid,
     pos_embed_similarity_map,
 )
-from dflib.plots.common import CLASS_COLORS, CLASSES, as_hwc, image_grid, save_figure
+from dflib.plots.common import CLASS_COLORS, CLASSES, Table, as_hwc, image_grid, save_figure, table
 from dflib.plots.data import class_balance, feature_histograms, spectra
 from dflib.plots.evaluation import (
     confusion_matrices,
@@ -43,6 +43,8 @@ __all__ = [
     "as_hwc",
     "image_grid",
     "save_figure",
+    "Table",
+    "table",
     "class_balance",
     "feature_histograms",
     "spectra",

@@ -55,3 +55,42 @@ def image_grid(
         fig.suptitle(suptitle)
     fig.tight_layout()
     return fig
+
+
+class Table:
+    """A table that reads well everywhere: styled HTML in JupyterLab and the rendered pages, and
+    aligned text (with the same number formats) in text viewers, ``print`` and GitHub's diff.
+
+    A bare ``Styler`` saves only HTML plus ``<pandas Styler at 0x...>`` as its text form.
+
+        >>> display(plots.table(df.style.format({"params": "{:,}"})))
+    """
+
+    def __init__(self, data) -> None:
+        import pandas as pd
+
+        if isinstance(data, pd.DataFrame):
+            data = data.style
+        if not hasattr(data, "to_html") or not hasattr(data, "to_string"):
+            raise TypeError(f"table() takes a DataFrame or its .style (a Styler), got {type(data).__name__}")
+        self.styler = data
+
+    def _repr_html_(self) -> str:
+        return self.styler.to_html()
+
+    def __repr__(self) -> str:
+        sep = "\x1f"  # a delimiter no cell contains
+        rows = [line.split(sep) for line in self.styler.to_string(delimiter=sep).splitlines()]
+        width = max(len(r) for r in rows)
+        rows = [r + [""] * (width - len(r)) for r in rows]
+        widths = [max(len(r[i]) for r in rows) for i in range(width)]
+        out = []
+        for r in rows:
+            first = r[0].ljust(widths[0])  # the index, left-aligned; values right-aligned
+            out.append("  ".join([first, *(c.rjust(w) for c, w in zip(r[1:], widths[1:]))]).rstrip())
+        return "\n".join(out)
+
+
+def table(data) -> Table:
+    """``data`` (a DataFrame or a ``Styler``) as a :class:`Table` for ``display``."""
+    return Table(data)

@@ -18,12 +18,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from dflib import runtime
 from dflib.data.sampling import finish_batch
 from dflib.evaluation.metrics import accuracy, average_precision, balanced_accuracy, choose_threshold, roc_auc
 from dflib.evaluation.scoring import score_loader
+from dflib.runtime import progress_bar
 from dflib.training.config import TrainConfig
 
 
@@ -103,7 +103,7 @@ def train_one_epoch(
     sums = torch.zeros(4, dtype=torch.float64, device=device)
     seen = 0
     start = time.perf_counter()
-    bar = tqdm(loader, desc=desc, disable=not progress, leave=False, unit="batch", dynamic_ncols=True)
+    bar = progress_bar(loader, desc=desc, disable=not progress, leave=False, unit="batch", dynamic_ncols=True)
     for step, batch in enumerate(bar, 1):
         x, y = finish_batch(batch, transform, device)
         if channels_last:

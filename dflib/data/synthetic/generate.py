@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dflib.runtime import progress_bar
+
 from .camera import camera, draw_settings
 from .faces import render_face
 from .manipulations import METHODS, manipulate
@@ -279,9 +281,7 @@ def generate_sample(
         ]
         bar = None
         if progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=len(jobs), desc="synthetic faces", unit="img")
+            bar = progress_bar(total=len(jobs), desc="synthetic faces", unit="img")
         rows = []
         if workers == 1:
             for job in jobs:
