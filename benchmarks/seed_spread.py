@@ -1,14 +1,16 @@
 """Seed variance of the shipped recipes: train each with several seeds, report Test ROC-AUC mean ± sd.
 
     python benchmarks/seed_spread.py [--recipes sqnxt23_w1 resnet18_w16 vit_face_conv_128]
-                                     [--seeds 0 1 2] [--data DIR] [--out img/seed_spread]
+                                     [--seeds 0 1 2] [--data DIR] [--out img/seed_spread] [--update]
 
 One number from one seed says little: on the embedded sample the same recipe moves by a point or
 more from seed to seed (initial weights, data order, augmentation). Each run trains with
 ``dflib.training.fit(**recipe(name), seed=s)`` into a temporary folder, scores Test with the
 checkpoint's own card (``dflib.evaluation.evaluate_checkpoint``), and the script writes
 ``<out>.json`` (every run) and ``<out>.md`` (the table the README cites), next to the strongest
-trivial baseline of the same data (``dflib.evaluation.baselines``) for the margin.
+trivial baseline of the same data (``dflib.evaluation.baselines``) for the margin. ``--update``
+re-runs only ``--recipes`` and keeps the other recipes' runs from ``<out>.json`` (after a change to
+one recipe).
 """
 
 from __future__ import annotations
@@ -81,14 +83,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--data", default="", help="Dataset folder (default: the embedded sample)")
     ap.add_argument("--out", default="img/seed_spread", help="output stem: <out>.json and <out>.md")
+    ap.add_argument(
+        "--update",
+        action="store_true",
+        help="keep the runs of the other recipes already in <out>.json (same data only) and replace those of --recipes",
+    )
     args = ap.parse_args(argv)
 
     data_dir = resolve_data_dir(args.data)
     base = difficulty_baselines(data_dir, per_method=False)
     strongest = {k: (v.item() if hasattr(v, "item") else v) for k, v in strongest_baseline(base).items()}
-    rows: list[dict] = []
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    rows = kept_runs(out, data_dir, args.recipes) if args.update else []
     with tempfile.TemporaryDirectory(prefix="dflib-seeds-") as tmp:
         for name in args.recipes:
             for seed in args.seeds:
@@ -102,6 +109,19 @@ def main(argv: list[str] | None = None) -> int:
                 table = write(out, data_dir, rows, strongest)  # after every run: an interrupted sweep keeps its runs
     print(table)
     return 0
+
+
+def kept_runs(out: Path, data_dir: Path, recipes: list[str]) -> list[dict]:
+    """The runs in ``<out>.json`` of recipes other than ``recipes``; refuses a file made on other data."""
+    path = out.with_suffix(".json")
+    if not path.is_file():
+        return []
+    saved = json.loads(path.read_text())
+    if saved.get("data") != str(data_dir):
+        raise SystemExit(f"--update: {path} was made on {saved.get('data')!r}, not {str(data_dir)!r}; drop --update")
+    kept = [r for r in saved.get("runs", []) if r["recipe"] not in recipes]
+    print(f"kept {len(kept)} run(s) of {sorted({r['recipe'] for r in kept})} from {path}")
+    return kept
 
 
 def write(out: Path, data_dir: Path, rows: list[dict], strongest: dict) -> str:
