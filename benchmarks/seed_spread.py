@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from dflib.data import resolve_data_dir
+from dflib.data.synthetic import GENERATOR_VERSION
 from dflib.evaluation import difficulty_baselines, evaluate_checkpoint
 from dflib.evaluation.baselines import strongest_baseline
 from dflib.training import fit
@@ -91,11 +92,16 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     data_dir = resolve_data_dir(args.data)
+    source = (
+        str(data_dir)
+        if args.data
+        else f"embedded synthetic sample, default SampleConfig, generator v{GENERATOR_VERSION} (dflib.data.synthetic)"
+    )
     base = difficulty_baselines(data_dir, per_method=False)
     strongest = {k: (v.item() if hasattr(v, "item") else v) for k, v in strongest_baseline(base).items()}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    rows = kept_runs(out, data_dir, args.recipes) if args.update else []
+    rows = kept_runs(out, source, args.recipes) if args.update else []
     with tempfile.TemporaryDirectory(prefix="dflib-seeds-") as tmp:
         for name in args.recipes:
             for seed in args.seeds:
@@ -106,30 +112,29 @@ def main(argv: list[str] | None = None) -> int:
                     f"{r['epochs']} epochs, {r['minutes']:.1f} min)",
                     flush=True,
                 )
-                table = write(out, data_dir, rows, strongest)  # after every run: an interrupted sweep keeps its runs
+                table = write(out, source, rows, strongest)  # after every run: an interrupted sweep keeps its runs
     print(table)
     return 0
 
 
-def kept_runs(out: Path, data_dir: Path, recipes: list[str]) -> list[dict]:
+def kept_runs(out: Path, source: str, recipes: list[str]) -> list[dict]:
     """The runs in ``<out>.json`` of recipes other than ``recipes``; refuses a file made on other data."""
     path = out.with_suffix(".json")
     if not path.is_file():
         return []
     saved = json.loads(path.read_text())
-    if saved.get("data") != str(data_dir):
-        raise SystemExit(f"--update: {path} was made on {saved.get('data')!r}, not {str(data_dir)!r}; drop --update")
+    if saved.get("data") != source:
+        raise SystemExit(f"--update: {path} was made on {saved.get('data')!r}, not {source!r}; drop --update")
     kept = [r for r in saved.get("runs", []) if r["recipe"] not in recipes]
     print(f"kept {len(kept)} run(s) of {sorted({r['recipe'] for r in kept})} from {path}")
     return kept
 
 
-def write(out: Path, data_dir: Path, rows: list[dict], strongest: dict) -> str:
+def write(out: Path, source: str, rows: list[dict], strongest: dict) -> str:
     """Write ``<out>.json`` (runs + summary) and ``<out>.md`` (the table); returns the table."""
     summary = summarise(rows)
     out.with_suffix(".json").write_text(
-        json.dumps({"data": str(data_dir), "runs": rows, "summary": summary, "strongest_baseline": strongest}, indent=1)
-        + "\n"
+        json.dumps({"data": source, "runs": rows, "summary": summary, "strongest_baseline": strongest}, indent=1) + "\n"
     )
     table = markdown(summary, strongest)
     out.with_suffix(".md").write_text(table)

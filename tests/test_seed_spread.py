@@ -37,10 +37,10 @@ def test_summary_is_mean_and_sample_sd(spread):
 
 def test_update_keeps_only_the_other_recipes_runs_of_the_same_data(spread, tmp_path):
     out = tmp_path / "spread"
-    data = tmp_path / "Dataset"
+    data = "embedded synthetic sample, generator v3"
     rows = [_run("a", 0, 0.9), _run("b", 0, 0.6), _run("b", 1, 0.7)]
-    out.with_suffix(".json").write_text(json.dumps({"data": str(data), "runs": rows}))
+    out.with_suffix(".json").write_text(json.dumps({"data": data, "runs": rows}))
     assert spread.kept_runs(out, data, ["b"]) == [rows[0]]
     assert spread.kept_runs(tmp_path / "missing", data, ["b"]) == []
     with pytest.raises(SystemExit, match="made on"):
-        spread.kept_runs(out, tmp_path / "other", ["b"])
+        spread.kept_runs(out, "/data/Dataset", ["b"])
