@@ -7,9 +7,17 @@
   evidence *for* the target class.
 * **Attention rollout** (Abnar & Zuidema 2020, "Quantifying Attention Flow in Transformers"):
   average each block's attention over heads, add the identity for the residual connection
-  (``0.5 A + 0.5 I``; rows still sum to 1), multiply the blocks together, and read the class
-  token's row over the patches. It says which patches the class token's information came from;
+  (``0.5 A + 0.5 I``; rows still sum to 1), multiply the blocks together, and read the row of
+  the token the model classifies from over the patches: the class token's row for
+  ``pool="cls"``; for a ViT that averages its patch tokens (``pool="mean"``, like the shipped
+  ``vit_face_conv_128``) the mean of the patch tokens' rows, since their average is what reaches
+  the head. It says which patches that information came from; it never looks at the head, so
   it is class-agnostic.
+* **Sanity checks** (Adebayo et al. 2018, "Sanity Checks for Saliency Maps"):
+  :func:`randomization_test` recomputes the maps with the weights re-initialised (from the head
+  backwards, or all at once) and reports the rank correlation with the trained model's maps; a
+  map that barely changes is not explaining what the model learnt. :func:`cross_image_similarity`
+  and :func:`border_mass` say whether the maps follow the image at all.
 
 Both return heatmaps ``(N, H, W)`` in [0, 1] at the input size; :func:`explain` picks the
 method for the model, :func:`overlay` paints a heatmap onto an image for saving.
@@ -20,6 +28,7 @@ method for the model, :func:`overlay` paints a heatmap onto an image for saving.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 
@@ -249,3 +258,129 @@ def overlay(image: object, heatmap: torch.Tensor | np.ndarray, alpha: float = 0.
     colors = matplotlib.colormaps[cmap](heat.clamp(0, 1).numpy())[..., :3]
     out = (1 - alpha) * img.astype(np.float64) + alpha * 255 * colors
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+# --- Sanity checks (Adebayo et al. 2018) --------------------------------------------------
+
+
+def randomization_stages(model: nn.Module) -> list[str]:
+    """The layers the cascading randomisation test re-initialises, **head first**.
+
+    The model's top-level children that hold parameters, from the output back to the input; a
+    transformer's stack of encoder blocks (an ``nn.Sequential``) counts block by block.
+    """
+    names = []
+    for name, child in model.named_children():
+        if not any(True for _ in child.parameters()):
+            continue
+        if is_transformer(model) and isinstance(child, nn.Sequential):
+            names += [f"{name}.{sub}" for sub, c in child.named_children() if any(True for _ in c.parameters())]
+        else:
+            names.append(name)
+    if any(True for _ in model.parameters(recurse=False)):
+        names.insert(0, "")  # parameters owned by the model itself (e.g. a class token), with the input side
+    return names[::-1]
+
+
+def randomize_layers(model: nn.Module, stages: Sequence[str], *, seed: int = 0) -> nn.Module:
+    """A deep copy of ``model`` whose ``stages`` (names from :func:`randomization_stages`) are re-initialised.
+
+    Each layer gets its default initialisation again (``reset_parameters``); a bare parameter
+    (a class token, a position embedding) is redrawn from N(0, 0.02^2). The original is untouched.
+    """
+    copy_ = copy.deepcopy(model)
+    gen = torch.Generator().manual_seed(seed)
+    modules = dict(copy_.named_modules())
+    for stage in stages:
+        if stage not in modules:
+            raise ValueError(
+                f"{type(model).__name__} has no layer {stage!r}; choose from {randomization_stages(model)}"
+            )
+        torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))  # reset_parameters draws globally
+        for module in modules[stage].modules() if stage else [copy_]:
+            if hasattr(module, "reset_parameters") and stage:
+                module.reset_parameters()
+            else:
+                for p in module.parameters(recurse=False):
+                    with torch.no_grad():
+                        p.normal_(0.0, 0.02, generator=gen)
+    return copy_
+
+
+def _spearman_rows(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
+    """Spearman rank correlation of each pair of maps (N, H, W); NaN where a map is constant."""
+    from scipy.stats import rankdata
+
+    ra = rankdata(a.flatten(1).double().numpy(), axis=1)
+    rb = rankdata(b.flatten(1).double().numpy(), axis=1)
+    ra, rb = ra - ra.mean(1, keepdims=True), rb - rb.mean(1, keepdims=True)
+    denom = np.sqrt((ra**2).sum(1) * (rb**2).sum(1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denom > 0, (ra * rb).sum(1) / denom, np.nan)
+
+
+def randomization_test(
+    model: nn.Module,
+    images: torch.Tensor,
+    *,
+    cascade: bool = True,
+    target: str | int | None = "fake",
+    seed: int = 0,
+    stages: Sequence[str] | None = None,
+):
+    """The model-randomisation sanity check of Adebayo et al. (2018), "Sanity Checks for Saliency Maps".
+
+    An explanation that explains the *model* must change when the model's weights are replaced
+    by random ones. This computes :func:`explain`'s maps for ``images`` with the trained model
+    and with copies whose weights are re-initialised: ``cascade=True`` from the head backwards,
+    one more stage each step (:func:`randomization_stages`), ``cascade=False`` all at once.
+    Returns a DataFrame with one row per step and image: ``step`` (1, 2, ...), ``randomized``
+    (the stage re-initialised last, or ``"all layers"``), ``image`` (index) and ``spearman``
+    (rank correlation between the trained and the randomised map; NaN when a map is constant,
+    e.g. a Grad-CAM with no positive evidence). Correlations near 1 mean the map barely
+    depends on those weights: it is then not explaining what the model learnt.
+    """
+    import pandas as pd
+
+    x = _batch(images)
+    order = list(stages) if stages is not None else randomization_stages(model)
+    if not order:
+        raise ValueError(f"{type(model).__name__} has no parameters to randomise")
+    trained = explain(model, x, target=target)
+    plan = [(order[: k + 1], order[k]) for k in range(len(order))] if cascade else [(order, "all layers")]
+    rows = []
+    for step, (randomized, label) in enumerate(plan, start=1):
+        maps = explain(randomize_layers(model, randomized, seed=seed), x, target=target)
+        for i, rho in enumerate(_spearman_rows(trained, maps)):
+            rows.append({"step": step, "randomized": label, "image": i, "spearman": float(rho)})
+    return pd.DataFrame(rows)
+
+
+def cross_image_similarity(maps: torch.Tensor) -> float:
+    """Mean Spearman correlation between the maps of *different* images ``(N, H, W)``, N >= 2.
+
+    Near 1: the map is nearly the same whatever the image (a fixed hotspot), so it says more
+    about the model than about the image in front of it.
+    """
+    maps = torch.as_tensor(maps)
+    if maps.ndim != 3 or maps.shape[0] < 2:
+        raise ValueError(f"cross_image_similarity needs (N, H, W) maps with N >= 2, got {tuple(maps.shape)}")
+    i, j = np.triu_indices(maps.shape[0], k=1)
+    return float(np.nanmean(_spearman_rows(maps[i], maps[j])))
+
+
+def border_mass(maps: torch.Tensor, frac: float = 0.125) -> np.ndarray:
+    """Share of each map's total (N, H, W) in the outer band ``frac`` of the height/width wide.
+
+    The band is ``1 - (1 - 2 frac)^2`` of the area (44 % for the default): a map spread evenly
+    puts that much there; far more means the evidence sits at the border, away from the face.
+    """
+    if not 0 < frac < 0.5:
+        raise ValueError(f"frac must be in (0, 0.5), got {frac!r}")
+    maps = torch.as_tensor(maps).double()
+    h, w = maps.shape[-2:]
+    dh, dw = max(1, round(h * frac)), max(1, round(w * frac))
+    inner = maps[..., dh : h - dh, dw : w - dw].sum(dim=(-2, -1))
+    total = maps.sum(dim=(-2, -1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total.numpy() > 0, (1 - inner / total.clamp_min(1e-12)).numpy(), np.nan)

@@ -183,3 +183,53 @@ def test_rollout_of_a_mean_pooled_vit_averages_the_patch_rows():
     assert explain(model, torch.randn(1, 3, 32, 32)).shape == (1, 32, 32)
     with pytest.raises(ValueError, match="query"):
         rollout([a[None, None]], query="max")
+
+
+def test_randomization_test_separates_a_map_that_depends_on_the_weights():
+    from dflib.explain import randomization_stages, randomization_test
+
+    model = create_model("resnet18", img_size=32, width=8)
+    stages = randomization_stages(model)
+    assert stages[0] == "head" and stages[-1] == "stem"
+    x = torch.rand(3, 3, 32, 32)
+    before = [p.detach().clone() for p in model.parameters()]
+    cascade = randomization_test(model, x, seed=0)
+    assert list(cascade.columns) == ["step", "randomized", "image", "spearman"]
+    assert len(cascade) == 3 * len(stages) and list(cascade["randomized"].unique()) == stages
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))  # the model itself is untouched
+    all_at_once = randomization_test(model, x, cascade=False)
+    assert set(all_at_once["randomized"]) == {"all layers"} and len(all_at_once) == 3
+    with pytest.raises(ValueError, match="no layer"):
+        randomization_test(model, x, stages=["nope"])
+
+
+def test_rollout_ignores_the_head_and_grad_cam_does_not():
+    from dflib.explain import randomization_test
+
+    vit = create_model("vit_face_p8_128", img_size=32, depth=2, pool="mean")
+    x = torch.randn(2, 3, 32, 32)
+    res = randomization_test(vit, x, seed=1)
+    assert res["randomized"].iloc[0] == "head" and res["randomized"].iloc[2] == "norm"
+    head = res[res["randomized"] == "head"]["spearman"]
+    np.testing.assert_allclose(head, 1.0, atol=1e-9)  # attention rollout never looks at the head
+    assert res[res["randomized"] == "blocks.1"]["spearman"].max() < 0.999  # the attention itself changed
+
+    cnn = QuadrantNet()
+    nn.init.normal_(cnn.head.weight)  # Grad-CAM weighs channels by the head's gradient
+    res = randomization_test(cnn, torch.rand(2, 3, 64, 64), seed=0)
+    assert list(res["randomized"].unique()) == ["head", "features"]
+
+
+def test_cross_image_similarity_and_border_mass():
+    from dflib.explain import border_mass, cross_image_similarity
+
+    fixed = torch.rand(1, 16, 16).repeat(4, 1, 1)
+    assert cross_image_similarity(fixed) == pytest.approx(1.0)
+    assert abs(cross_image_similarity(torch.rand(6, 16, 16))) < 0.2
+    centre = torch.zeros(2, 16, 16)
+    centre[:, 6:10, 6:10] = 1
+    np.testing.assert_allclose(border_mass(centre), 0.0)
+    np.testing.assert_allclose(border_mass(torch.ones(1, 16, 16)), 1 - (12 * 12) / 256)
+    assert np.isnan(border_mass(torch.zeros(1, 16, 16))[0])
+    with pytest.raises(ValueError, match="N >= 2"):
+        cross_image_similarity(torch.rand(1, 8, 8))

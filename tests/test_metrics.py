@@ -207,6 +207,11 @@ def test_per_method_metrics_by_hand():
     assert infer_holdout_method(man) == "upsampling"
     assert df["held_out"].to_dict() == {"face_swap": False, "upsampling": True, "all fakes": False}
     assert not per_method_metrics(man, paths, scores, holdout_method=None)["held_out"].any()
+    # with n_boot: a bootstrap interval per row, around its ROC-AUC (face_swap beats every real in every resample)
+    boot = per_method_metrics(man, paths, scores, threshold=0.5, n_boot=100).set_index("method")
+    assert boot.loc["face_swap", ["roc_auc_low", "roc_auc_high"]].tolist() == pytest.approx([1.0, 1.0])
+    assert (boot["roc_auc_low"] <= boot["roc_auc"]).all() and (boot["roc_auc"] <= boot["roc_auc_high"]).all()
+    assert "roc_auc_low" not in df.columns
 
 
 def test_per_method_metrics_on_a_generated_sample(tmp_path):

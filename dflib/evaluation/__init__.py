@@ -7,7 +7,9 @@ robustness and efficiency. Import everything from here: ``from dflib.evaluation 
   (what ``dflib evaluate`` prints), several detectors side by side;
 * :mod:`~dflib.evaluation.report`: bootstrap confidence intervals, the full report with 95 %
   intervals, per-manipulation metrics, :func:`report_on_test` (threshold from Validation,
-  applied to Test), the most confident mistakes;
+  applied to Test), the most confident mistakes, how many reals a tail metric rests on;
+* :mod:`~dflib.evaluation.paired`: the paired bootstrap of the difference between two detectors
+  scored on the same images (the right test, not overlapping intervals);
 * :mod:`~dflib.evaluation.calibration`: ECE, reliability diagram data, temperature scaling;
 * :mod:`~dflib.evaluation.robustness`: degradations (JPEG, blur, resampling, cropping,
   brightness) and the sweep that scores every model under each;
@@ -38,6 +40,7 @@ from dflib.evaluation.efficiency import (
 )
 from dflib.evaluation.metrics import (
     METRIC_NAMES,
+    TAIL_METRICS,
     THRESHOLD_METHODS,
     accuracy,
     all_metrics,
@@ -58,8 +61,10 @@ from dflib.evaluation.metrics import (
     require_both_classes,
     roc_auc,
     roc_points,
+    tail_support,
     tpr_at_fpr,
 )
+from dflib.evaluation.paired import PairedDiff, paired_bootstrap, pairwise_differences
 from dflib.evaluation.report import (
     CI,
     METRIC_LABELS,
@@ -72,6 +77,7 @@ from dflib.evaluation.report import (
     per_method_metrics,
     report_on_test,
     stratified_indices,
+    tail_notes,
 )
 from dflib.evaluation.robustness import DEFAULT_SWEEP, LEVEL_LABELS, SMOKE_SWEEP, degrade, robustness_sweep
 from dflib.evaluation.scoring import (
@@ -120,6 +126,12 @@ __all__ = [
     "roc_auc",
     "roc_points",
     "tpr_at_fpr",
+    "TAIL_METRICS",
+    "tail_support",
+    "tail_notes",
+    "PairedDiff",
+    "paired_bootstrap",
+    "pairwise_differences",
     "CI",
     "METRIC_LABELS",
     "bootstrap_ci",

@@ -146,6 +146,38 @@ def tpr_at_fpr(labels, scores, max_fpr: float = 0.01) -> float:
     return _tpr_at_fpr(*roc_points(labels, scores), max_fpr)[0]
 
 
+def tail_support(n_real: int, max_fpr: float) -> dict[str, Any]:
+    """How many real images a "TPR at ``max_fpr`` FPR" rests on: ``{max_fpr, n_real, allowed, text, few}``.
+
+    At most ``floor(max_fpr * n_real)`` reals may score above the threshold, so the operating
+    point is set by the top few real scores. On 100 reals, TPR at 1 % FPR rests on **one** real
+    image: move that one image and the number jumps (its bootstrap interval is huge). ``few`` is
+    True below 10 allowed reals; ``text`` is the sentence to print next to the number.
+    """
+    if not isinstance(n_real, (int, np.integer)) or isinstance(n_real, bool) or n_real < 1:
+        raise ValueError(f"n_real must be a positive number of real images, got {n_real!r}")
+    max_fpr = _check_rate(max_fpr, "max_fpr")
+    allowed = int(np.floor(max_fpr * n_real + 1e-9))
+    pct = f"{100 * max_fpr:g} %"
+    if allowed == 0:
+        text = (
+            f"TPR at {pct} FPR allows no real image of {n_real:,} to be flagged: it is the share of fakes "
+            f"scoring above every real, set by the single highest real score"
+        )
+    else:
+        text = (
+            f"TPR at {pct} FPR rests on {allowed:,} real image{'s' if allowed != 1 else ''} of {n_real:,} "
+            f"allowed to be flagged"
+        )
+    if allowed < 10:
+        text += f" (too few for a stable number: at least {int(np.ceil(10 / max_fpr)):,} reals give 10)"
+    return {"max_fpr": max_fpr, "n_real": int(n_real), "allowed": allowed, "text": text, "few": allowed < 10}
+
+
+TAIL_METRICS = {"tpr_at_fpr_1pct": 0.01, "tpr_at_fpr_5pct": 0.05}
+"""The metrics of :data:`METRIC_NAMES` read at a fixed FPR, and that FPR (see :func:`tail_support`)."""
+
+
 # --- Metrics at a threshold --------------------------------------------------------------
 
 

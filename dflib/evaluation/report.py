@@ -23,12 +23,14 @@ import pandas as pd
 
 from dflib.evaluation.metrics import (
     METRIC_NAMES,
+    TAIL_METRICS,
     check_scores,
     choose_threshold,
     fast_metrics,
     recall,
     require_both_classes,
     roc_auc,
+    tail_support,
 )
 
 METRIC_LABELS = {
@@ -123,8 +125,10 @@ def full_report(
 
     ``threshold`` must come from Validation (see :func:`report_on_test`). Returns ``n``,
     ``n_real``, ``n_fake``, ``threshold``, ``alpha``, ``n_boot``, ``metrics`` (name ->
-    ``{"value", "low", "high"}``), ``eer_threshold`` (on these scores, for reference only) and
-    ``confusion_matrix`` (``[[TN, FP], [FN, TP]]`` at ``threshold``).
+    ``{"value", "low", "high"}``), ``eer_threshold`` (on these scores, for reference only),
+    ``confusion_matrix`` (``[[TN, FP], [FN, TP]]`` at ``threshold``) and ``tail_support``
+    (metric name -> :func:`~dflib.evaluation.metrics.tail_support`: how many reals each
+    TPR-at-fixed-FPR number rests on; print it next to the number, see :func:`tail_notes`).
     """
     _check_boot(n_boot, alpha)
     y, s = check_scores(labels, scores)
@@ -147,7 +151,31 @@ def full_report(
         "metrics": metrics,
         "eer_threshold": point["eer_threshold"],
         "confusion_matrix": point["confusion_matrix"],
+        "tail_support": {name: tail_support(int((y == 0).sum()), fpr) for name, fpr in TAIL_METRICS.items()},
     }
+
+
+def tail_notes(reports: Mapping[str, Mapping[str, Any]] | Mapping[str, Any], digits: int = 3) -> list[str]:
+    """One line per detector and tail metric: the value, its interval and how many reals it rests on.
+
+    ``reports`` is one :func:`full_report` output or ``{model: report}``. A TPR at a fixed FPR is
+    only as stable as the handful of real images allowed above the threshold; these lines say so
+    wherever the number is shown.
+    """
+    if "metrics" in reports:
+        reports = {"model": reports}
+    lines = []
+    for model, rep in reports.items():
+        support = rep.get("tail_support") or {
+            name: tail_support(int(rep["n_real"]), fpr) for name, fpr in TAIL_METRICS.items()
+        }
+        for name, info in support.items():
+            m = rep["metrics"][name]
+            lines.append(
+                f"{model}: {METRIC_LABELS.get(name, name)} = {m['value']:.{digits}f} "
+                f"[{m['low']:.{digits}f}, {m['high']:.{digits}f}]; {info['text']}."
+            )
+    return lines
 
 
 def report_on_test(
@@ -235,6 +263,9 @@ def per_method_metrics(
     threshold: float = 0.5,
     *,
     holdout_method: str | None = "auto",
+    n_boot: int = 0,
+    seed: int = 0,
+    alpha: float = 0.05,
 ) -> pd.DataFrame:
     """ROC-AUC and recall per manipulation: each method's fakes against *all* the reals.
 
@@ -243,8 +274,11 @@ def per_method_metrics(
     ``dataset.paths``), matched to the manifest by ``split/Class/file``. ``holdout_method="auto"``
     flags the method missing from Train's fakes (a sample made with ``holdout_method``).
     Returns one row per method plus ``all fakes``: ``method, n, n_real, roc_auc, recall,
-    mean_p_fake, held_out``.
+    mean_p_fake, held_out``; with ``n_boot > 0`` also ``roc_auc_low, roc_auc_high`` (a stratified
+    bootstrap interval of each row's ROC-AUC: a method with a few dozen fakes has a wide one).
     """
+    if n_boot:
+        _check_boot(n_boot, alpha)
     if not isinstance(manifest, pd.DataFrame):
         from dflib.data.synthetic import read_manifest
 
@@ -273,17 +307,19 @@ def per_method_metrics(
     groups = [(m, (methods == m) & (y == 1)) for m in sorted(set(methods[y == 1]))]
     for name, fake in groups + [("all fakes", y == 1)]:
         sel = fake | reals
-        out.append(
-            {
-                "method": name,
-                "n": int(fake.sum()),
-                "n_real": int(reals.sum()),
-                "roc_auc": roc_auc(y[sel], s[sel]),
-                "recall": recall(y[fake], s[fake], threshold),
-                "mean_p_fake": float(s[fake].mean()),
-                "held_out": bool(name == held),
-            }
-        )
+        row = {
+            "method": name,
+            "n": int(fake.sum()),
+            "n_real": int(reals.sum()),
+            "roc_auc": roc_auc(y[sel], s[sel]),
+            "recall": recall(y[fake], s[fake], threshold),
+            "mean_p_fake": float(s[fake].mean()),
+            "held_out": bool(name == held),
+        }
+        if n_boot:
+            ci = bootstrap_ci(y[sel], s[sel], roc_auc, n_boot=n_boot, seed=seed, alpha=alpha)
+            row.update(roc_auc_low=ci.low, roc_auc_high=ci.high)
+        out.append(row)
     return pd.DataFrame(out)
 
 
