@@ -1,7 +1,9 @@
 """Calibration: does P(fake) = 0.8 mean "fake 80 % of the time"? ECE, reliability data, temperature.
 
-A detector can rank images perfectly (high ROC-AUC) and still be badly calibrated: trained
-networks are usually over-confident, pushing scores to 0 and 1. Temperature scaling (Guo et al.
+A detector can rank images perfectly (high ROC-AUC) and still be badly calibrated. Large modern
+networks trained on big datasets tend to be over-confident (Guo et al. 2017), pushing scores to
+0 and 1; small detectors trained briefly, as in this course, can as well be under-confident
+(fitted T < 1): measure it, do not assume it. Temperature scaling (Guo et al.
 2017, "On Calibration of Modern Neural Networks") divides every logit by one scalar T > 0
 fitted on **Validation** by minimising the negative log-likelihood, then applies the same T to
 Test. It changes no decision at threshold 0.5 and no ranking (ROC-AUC is unchanged), only how
