@@ -1,19 +1,22 @@
 """One change at a time: what makes a small ViT learn on the embedded sample (notebook 04).
 
-    python benchmarks/vit_ablation.py [--epochs 20] [--seeds 0 1 2] [--lr 3e-4]
+    python benchmarks/vit_ablation.py [--epochs 20] [--seeds 0 1 2] [--lr 3e-4] [--batch-size 32]
+                                      [--patch-size 16]
                                       [--rows plain conv_stem mean_pool augment all]
                                       [--data DIR] [--out img/vit_ablation] [--dry-run]
 
-Every row trains the same network at the same budget: ``vit_face_conv_128``'s width and depth
-(embed_dim 96, depth 4, 3 heads, 16 px tokens) at 128 px, the same data, epochs, learning rate,
+Every row trains the same network at the same budget: a narrow ViT (embed_dim 96, depth 4,
+3 heads; 16 px tokens unless ``--patch-size``) at 128 px, the same data, epochs, learning rate,
 batch size and seeds; only the changes named in the row differ from the plain ViT (linear patch
-embedding, class-token pooling, no augmentation):
+embedding, class-token pooling, no augmentation). The budget is pinned here, not read from the
+``vit_face_conv_128`` recipe, so a later change of the recipe does not silently change what
+the saved table means; only the augmentation is the recipe's.
 
     plain      the paper's ViT (Dosovitskiy et al. 2021): patch stem, class token, no augmentation
     conv_stem  + convolutional stem alone (Xiao et al. 2021)
     mean_pool  + mean pooling of the patch tokens alone
     augment    + the recipe's augmentation alone
-    all        all three together (= the vit_face_conv_128 recipe at this budget)
+    all        all three together (vit_face_conv_128's design, at this budget)
 
 Each run is ``dflib.training.fit`` into a temporary folder (early stopping off, the best epoch
 by Validation ROC-AUC kept), scored on Test with its own card (``evaluate_checkpoint``). The
@@ -48,17 +51,23 @@ ROWS: dict[str, tuple[str, str, str, bool]] = {
     "conv_stem": ("+ convolutional stem alone", "conv", "cls", False),
     "mean_pool": ("+ mean pooling alone", "patch", "mean", False),
     "augment": ("+ augmentation alone", "patch", "cls", True),
-    "all": ("all three (= vit_face_conv_128)", "conv", "mean", True),
+    "all": ("all three (vit_face_conv_128's design)", "conv", "mean", True),
 }
+ARCH = {"embed_dim": 96, "depth": 4, "num_heads": 3}  # the width and depth of every row
+IMG_SIZE = 128
 FIELDS = ["row", "change", "stem", "pool", "augment", "seed", "test_roc_auc", "val_roc_auc", "best_epoch", "minutes"]
 
 
-def settings(row: str, seed: int, epochs: int, lr: float, **extra) -> dict:
+def settings(
+    row: str, seed: int, epochs: int, lr: float, *, batch_size: int = 32, patch_size: int = 16, **extra
+) -> dict:
     """``fit`` keyword arguments of one run of the ablation."""
     _, stem, pool, aug = ROWS[row]
-    kw = recipe(BASE, seed=seed, epochs=epochs, lr=lr, patience=None, progress=False, **extra)
-    kw["model_options"] = {**kw["model_options"], "stem": stem, "pool": pool}
+    kw = recipe(BASE, seed=seed, epochs=epochs, lr=lr, patience=None, progress=False)
+    kw.update(img_size=IMG_SIZE, batch_size=batch_size)
+    kw["model_options"] = {**ARCH, "patch_size": patch_size, "stem": stem, "pool": pool}
     kw["augment"] = RECIPES[BASE].fit_kwargs()["augment"] if aug else False
+    kw.update(extra)
     return kw
 
 
@@ -141,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--lr", type=float, default=3e-4, help="AdamW peak learning rate, the same for every row")
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--patch-size", type=int, default=16, help="token side in px (a power of two: conv stem)")
     ap.add_argument("--data", default="", help="Dataset folder (default: the embedded sample)")
     ap.add_argument("--out", default="img/vit_ablation", help="output stem: <out>.csv and <out>.md")
     ap.add_argument("--dry-run", action="store_true", help="1 seed, 1 epoch, 8 images per class, 64 px")
@@ -149,7 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     extra: dict = {}
     if args.dry_run:
         args.seeds, args.epochs = args.seeds[:1], 1
-        extra = {"limit_per_class": 8, "img_size": 64, "batch_size": 8, "workers": 0}
+        extra = {"limit_per_class": 8, "img_size": 64, "workers": 0}
+        args.batch_size = 8
+    extra.update(batch_size=args.batch_size, patch_size=args.patch_size)
     data_dir = resolve_data_dir(args.data)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -177,8 +190,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 provenance = (
                     f"Measured with `{command.strip()}` ({args.epochs} epochs, AdamW lr {args.lr:g}, batch "
-                    f"{settings(row, seed, args.epochs, args.lr, **extra)['batch_size']}, "
-                    f"{extra.get('img_size', RECIPES[BASE].img_size)} px, early stopping off, best epoch by "
+                    f"{args.batch_size}, {extra.get('img_size', IMG_SIZE)} px, {args.patch_size} px tokens, "
+                    f"width {ARCH['embed_dim']}, {ARCH['depth']} blocks, early stopping off, best epoch by "
                     f"Validation ROC-AUC) on {data_dir if args.data else 'the embedded sample'}; started "
                     f"{started}, {(time.perf_counter() - t0) / 60:.0f} min in all; {machine}."
                 )
