@@ -236,7 +236,7 @@ class TrainTransform(SeededTransform):
         if img.dtype != torch.uint8:  # a float image in [0, 1]: the steps below work on 0..255 levels
             img = img.mul(255).round_().clamp_(0, 255).to(torch.uint8)
         draw = self._draw(generator)
-        u = draw[: c + 3].tolist()
+        u = draw.tolist()  # one conversion; the batch stage's numbers stay a tensor view
         h, w = img.shape[-2:]
         top, left, ch, cw = self._crop_box(h, w, u)
         img = _resize(img[..., top : top + ch, left : left + cw], size)
