@@ -265,6 +265,9 @@ def make_scoring_loader(
     )
 
 
+PREFETCH_FACTOR = 4  # batches in flight per loader worker (DataLoader's prefetch_factor)
+
+
 def default_num_workers() -> int:
     """Loader processes: one per spare core, at most 8 (0 = load in the main process)."""
     n = os.cpu_count() or 1
@@ -337,5 +340,5 @@ def make_loader(
         generator=generator,
         worker_init_fn=_worker_init if workers > 0 else None,
         collate_fn=collate_fn,
-        prefetch_factor=4 if workers > 0 else None,
+        prefetch_factor=PREFETCH_FACTOR if workers > 0 else None,
     )
