@@ -15,8 +15,9 @@ impossible. Here every random choice of an epoch is a function of ``(seed, epoch
 With ``batched=True`` (what the training engine uses on an accelerator, see
 :func:`dflib.training.run.augment_on_device`) the workers run only the per-image part of
 a :class:`~dflib.data.fused_augment.TrainTransform` (crop, flip, JPEG) and ship ``uint8`` images
-plus each sample's remaining random numbers; :func:`finish_batch` moves a batch to the device
-and runs the rest there (blur, colour jitter, normalisation), batched. The random numbers are
+plus each sample's remaining random numbers (written into reused shared-memory batch slots,
+:class:`SharedBatches`); :func:`finish_batch` moves a batch to the device and runs the rest
+there (blur, colour jitter, normalisation), batched. The random numbers are
 still drawn per sample from its own seed, so the result does not depend on the batching either.
 
 So epoch 5 sees exactly the same images, augmented the same way, whether the run was resumed,
@@ -129,8 +130,9 @@ def collate_staged(
 
     * The per-image stage leaves each image channels-last (``(3, H, W)`` with ``(H, W, 3)``
       memory, as decoded and resized), so the images are stacked that way: a plain copy instead
-      of a transpose per image (the device transposes while converting to ``float32``). torch's
-      ``default_collate`` writes a worker's batch straight into shared memory.
+      of a transpose per image (the device transposes while converting to ``float32``). In the
+      workers of :func:`make_train_loader` the batch goes into a reused shared-memory slot
+      instead (:class:`SharedBatches`).
     * Labels (``int64``) and params (``float64``) stay NumPy arrays: they are pickled with the
       batch, where every tensor would cost its own shared-memory file and a round trip to the
       worker process (measured: two small tensors cost more than the images' 3 MB).
@@ -157,16 +159,21 @@ class SharedBatches:
     DataLoader keeps at most ``prefetch_factor`` batches per worker in flight, so
     ``prefetch_factor + 2`` slots never run out. If they do (or a batch has another shape),
     the worker falls back to torch's collate for that batch. The free flags are single-writer
-    per transition (the worker clears a set flag, the main process sets it after its copy).
+    per transition (the worker clears a set flag, the main process sets it after its copy), and
+    a slot belongs to one worker id: one set of workers at a time, as with the persistent
+    workers of :func:`~dflib.data.dataset.make_loader`. Footprint: ``workers x per_worker``
+    batches of shared memory for the loader's lifetime, of which only the slots in use are ever
+    touched (about what torch's collate has in flight at its peak).
     """
 
     _live: weakref.WeakValueDictionary = weakref.WeakValueDictionary()  # key -> buffers, in the owning process
 
-    def __init__(self, workers: int, per_worker: int, batch_size: int, img_size: int) -> None:
+    def __init__(self, workers: int, per_worker: int, batch_size: int, img_size: int, pin: bool = False) -> None:
         if min(workers, per_worker, batch_size, img_size) < 1:
             raise ValueError(f"SharedBatches needs positive sizes, got {workers, per_worker, batch_size, img_size}")
         self.key = uuid.uuid4().hex
         self.per_worker = per_worker
+        self.pin = pin  # copy slots out into pinned memory (a loader that pins: the one copy it makes anyway)
         self.shape = (batch_size, img_size, img_size, 3)
         # a new shared storage, not share_memory_() (which would copy, touching every page): untouched
         # pages cost nothing, only the slots a worker really uses are ever faulted in
@@ -221,7 +228,12 @@ def _take_slot(key: str, slot: int, n: int, labels: np.ndarray, params: np.ndarr
             "a loader batch in shared memory reached a process that does not own its buffers "
             "(SharedBatches batches go from a DataLoader worker to its main process only)"
         )
-    x = shared.images[slot, :n].clone()
+    src = shared.images[slot, :n]
+    if shared.pin and torch.cuda.is_available():
+        # the DataLoader's pin_memory() then keeps this tensor as it is: one copy, as without slots
+        x = torch.empty(src.shape, dtype=src.dtype, pin_memory=True).copy_(src)
+    else:
+        x = src.clone()
     shared.free[slot] = 1
     return x.permute(0, 3, 1, 2), labels, params
 
@@ -287,7 +299,7 @@ def make_train_loader(
     if batched:
         collate = collate_staged
         if workers > 0:  # PREFETCH_FACTOR in flight per worker, one being written, one spare
-            collate = SharedBatches(workers, PREFETCH_FACTOR + 2, batch_size, transform.img_size).collate
+            collate = SharedBatches(workers, PREFETCH_FACTOR + 2, batch_size, transform.img_size, pin_memory).collate
     return make_loader(
         AugmentedDataset(dataset, transform, batched),
         batch_size,
