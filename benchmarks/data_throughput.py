@@ -129,13 +129,14 @@ def loader_cpu_ms(loader, workers: int) -> tuple[float, float | None]:
 
 def step_profile(ds, transform, batch_size: int, rounds: int) -> dict[str, float]:
     """CPU milliseconds per image of each step of a two-stage worker (this thread, in process), and of
-    the own decode-only baseline, image by image side by side: where a worker's time goes.
+    the own decode-only baseline, batch by batch side by side: where a worker's time goes.
 
-    The steps of :meth:`~dflib.data.fused_augment.TrainTransform.sample_stage` are re-timed one by one
-    with the transform's own random draws (so JPEG and flip run at the config's probabilities, averaged
-    over all images); "rest" is the loader's own CPU time per image (``AugmentedDataset`` +
-    ``collate_staged``, timed in the same loop) minus the listed steps: call layers, seeding, tensor
-    bookkeeping. The shared-memory hand-over of a worker's batch comes on top (measured by the table).
+    The steps of :meth:`~dflib.data.fused_augment.TrainTransform.sample_stages` are re-timed one by
+    one, each over a batch as the loader runs them, with the transform's own random draws (so JPEG
+    and flip run at the config's probabilities, averaged over all images); "rest" is the loader's
+    own CPU time per image (``AugmentedDataset.__getitems__`` + ``collate_staged``, timed in the
+    same loop) minus the listed steps: call layers, seeding, the collate copy. The shared-memory
+    hand-over of a worker's batch comes on top (the table's worker CPU column includes it).
     """
     from dflib.data.sampling import AugmentedDataset
 
@@ -152,38 +153,36 @@ def step_profile(ds, transform, batch_size: int, rounds: int) -> dict[str, float
             for idx, _ in chunk:
                 read_image_tensor(ds.samples[idx][0])
             s1 = clock()
-            collate_staged([aug[it] for it in chunk])
+            collate_staged(aug.__getitems__(chunk))
             s2 = clock()
             acc["own: read + decode in full"] += s1 - s0
             acc["loader (all steps)"] += s2 - s1
-            for idx, seed in chunk:
-                path = ds.samples[idx][0]
-                s0 = clock()
-                data = read_file_bytes(path)
-                s1 = clock()
-                img = decode_image_tensor(data, path, min_size=t.decode_size)
-                s2 = clock()
-                u = t._draw(torch.Generator().manual_seed(seed)).tolist()
-                box = t._crop_box(*img.shape[-2:], u)
-                s3 = clock()
-                x = _resize(img[..., box[0] : box[0] + box[2], box[1] : box[1] + box[3]], size)
-                s4 = clock()
-                if u[c] < t.augment.hflip_p:
-                    x = x.flip(-1)
-                s5 = clock()
-                quality = t._jpeg_quality(u)
-                if quality is not None:
-                    x = jpeg_roundtrip(x, quality)
-                s6 = clock()
-                for name, dt in (
-                    ("read file", s1 - s0),
-                    ("decode at reduced scale", s2 - s1),
-                    ("seed + draw + crop box", s3 - s2),
-                    ("crop + resize", s4 - s3),
-                    ("flip", s5 - s4),
-                    ("JPEG re-compression", s6 - s5),
-                ):
-                    acc[name] += dt
+            # the loader's steps one at a time over the batch, as TrainTransform.sample_stages runs them
+            s0 = clock()
+            paths = [ds.samples[idx][0] for idx, _ in chunk]
+            datas = [read_file_bytes(path) for path in paths]
+            s1 = clock()
+            imgs = [decode_image_tensor(data, path, min_size=t.decode_size) for data, path in zip(datas, paths)]
+            s2 = clock()
+            us = [t._draw(torch.Generator().manual_seed(seed)).tolist() for _, seed in chunk]
+            boxes = [t._crop_box(*img.shape[-2:], u) for img, u in zip(imgs, us)]
+            s3 = clock()
+            xs = [_resize(img[..., y : y + h, x : x + w], size) for img, (y, x, h, w) in zip(imgs, boxes)]
+            s4 = clock()
+            xs = [x.flip(-1) if u[c] < t.augment.hflip_p else x for x, u in zip(xs, us)]
+            s5 = clock()
+            qualities = [t._jpeg_quality(u) for u in us]
+            xs = [x if q is None else jpeg_roundtrip(x, q) for x, q in zip(xs, qualities)]
+            s6 = clock()
+            for name, dt in (
+                ("read file", s1 - s0),
+                ("decode at reduced scale", s2 - s1),
+                ("seed + draw + crop box", s3 - s2),
+                ("crop + resize", s4 - s3),
+                ("flip", s5 - s4),
+                ("JPEG re-compression", s6 - s5),
+            ):
+                acc[name] += dt
         if r:  # the first round warms caches and codecs
             n = len(items) // batch_size * batch_size
             for name, total in acc.items():

@@ -326,3 +326,24 @@ def test_shared_batch_slots_are_reused_and_batches_stay_fresh(tmp_path, monkeypa
     assert len(first) == 4 and all(torch.equal(b[0], k) for b, k in zip(first, kept))
     assert all(torch.equal(a[0], b[0]) for a, b in zip(first, second))
     assert loader.collate_fn.__self__.free.all()
+
+
+def test_two_stage_batches_are_the_samples_one_by_one(tmp_path):
+    """AugmentedDataset.__getitems__ (decode all, then each step over the batch) gives exactly the
+    samples of __getitem__, and an unreadable file is replaced by the next one in both."""
+    from dflib.data.sampling import AugmentedDataset
+
+    root = make_dataset(tmp_path, splits=("Train",), per_class=4)
+    ds = DeepfakeDataset(root, "Train")
+    t = train_transform(16, AugmentConfig(jpeg_p=0.5, crop_scale=(0.3, 1.0)))
+    aug = AugmentedDataset(ds, t, batched=True)
+    items = [(i, 1000 + 7 * i) for i in (3, 0, 7, 5, 1)]
+    ds.samples[5][0].write_bytes(b"not an image any more")  # breaks after the dataset's check
+    with pytest.warns(UserWarning, match="using the next image"):
+        batch = aug.__getitems__(items)
+    for (img8, label, params), item in zip(batch, items):
+        ref8, ref_label, ref_params = aug[item]
+        assert torch.equal(img8, ref8) and label == ref_label and torch.equal(params, ref_params)
+    assert batch[3][1] == ds.samples[6][1] and len(ds.bad_files) == 1
+    plain = AugmentedDataset(ds, t, batched=False)
+    assert all(torch.equal(a[0], plain[it][0]) for a, it in zip(plain.__getitems__(items), items))

@@ -122,6 +122,21 @@ class AugmentedDataset(Dataset):
             return img8, label, params
         return out, label
 
+    def __getitems__(self, items: Sequence[tuple[int, int]]) -> list[tuple]:
+        """A loader batch of :meth:`__getitem__`'s samples (the DataLoader asks for it by batch).
+
+        Two-stage over a :class:`~dflib.data.DeepfakeDataset`: the same samples, decoded all first
+        and then augmented step by step over the batch (:meth:`TrainTransform.sample_stages
+        <dflib.data.fused_augment.TrainTransform.sample_stages>`), which keeps each step's code in
+        the CPU's caches. Otherwise one sample after the other.
+        """
+        if not (self.batched and isinstance(self.base, DeepfakeDataset) and self.base.transform is None):
+            return [self[item] for item in items]
+        loaded = [self.base.load_or_next(index, self.transform.decode_size) for index, _ in items]
+        generators = [torch.Generator().manual_seed(int(seed)) for _, seed in items]  # as apply_transform seeds
+        staged = self.transform.sample_stages([img for img, _ in loaded], generators)
+        return [(img8, label, params) for (img8, params), (_, label) in zip(staged, loaded)]
+
 
 def collate_staged(
     batch: Sequence[tuple[torch.Tensor, int, torch.Tensor]],
