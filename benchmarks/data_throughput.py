@@ -28,30 +28,33 @@ The CPU columns divide CPU time instead of wall time (this thread's for the own 
 ``workers=0``; all threads of the worker processes otherwise, from ``/proc``; Linux only): what
 the ratio is when the worker has a core to itself, which a shared machine's wall clock does not
 show (with the load average at 5-8 on 2 cores the wall ratio of one worker lands 0.03-0.08 below
-it). ``--profile`` times each step of a worker in this process, image by image next to the own
+it). ``--profile`` times each step of a worker in this process, batch by batch next to the own
 decode, and prints where the time goes.
 
-Why 0.8 is out of reach for the two-stage row (``--profile``, 256 px JPEGs of the sample, 128 px
-model; December 2026, 2-core Xeon VM): a worker's CPU time per image is about 1.6-1.7x the own
-decode, and the parts that the design itself fixes already add up to 1.3x:
+Why 0.8 is out of reach for the two-stage rows (``--profile``; 256 px JPEGs of the sample, 128 px
+model; December 2026, a 2-core Xeon VM shared with other jobs): a worker's CPU time per image is
+about 1.5x the own decode in process (1.6x in a worker process, with the hand-over of its batch),
+and the steps that the design itself fixes already add up to 1.3x:
 
-* decode at 1/2 scale: ~0.7x of read + full decode, not 0.25x. In the DCT domain only the luma
+* decode at 1/2 scale: ~0.75x of read + full decode, not 0.25x. In the DCT domain only the luma
   IDCT shrinks (8x8 -> 4x4) and the colour conversion runs on a quarter of the pixels; Huffman
   decoding is the same work, and with 4:2:0 the chroma planes are decoded at 8x8 as before (they
   come out at luma resolution without upsampling). Skipping more (fast IDCT, fast upsampling)
   would change the pixels that evaluation decodes too.
-* crop + antialiased resize to 128 px: ~0.3x (torch's AVX2 ``uint8`` kernel plus the crop's
+* crop + antialiased resize to 128 px: ~0.33x (torch's AVX2 ``uint8`` kernel plus the crop's
   copy, bit-identical to ``v2.functional.resized_crop``; PIL's resize is slower here and not
   identical);
-* JPEG re-compression of a quarter of the images: ~0.2x (torchvision's encoder; simplejpeg's
-  decoder, which gives the same pixels in three quarters of the time; simplejpeg's encoder would
-  save another ~2 us per image but gives other pixels than the reference's ``v2.functional.jpeg``);
-* flip, the seeded draw, the crop box and the call layers: ~0.3x together.
+* JPEG re-compression of a quarter of the images: ~0.2x (torchvision's encoder, simplejpeg's
+  decoder: the same pixels as torchvision's in three quarters of the time; simplejpeg's encoder
+  would save another ~2 us per image but gives other pixels than the reference's
+  ``v2.functional.jpeg``);
+* file read, flip, the seeded draw, the crop box, call layers and collate: ~0.2x together.
 
-So 1 / 1.3 = 0.77 is the ceiling even with no Python at all (measured: a hand-inlined loop of the
-same calls reaches ~0.69), and the bar (0.6) is what a worker reaches. What would move the goal
-is taking work off the worker, not doing it faster: e.g. the resize on the device for the images
-that are not re-compressed, which would change the ``uint8`` rounding that the reference tests pin.
+So even with nothing but those three steps the ratio could not pass 1 / 1.3 = 0.77; measured,
+workers=0 reaches ~0.65 and one worker process ~0.6 in CPU time (its wall ratio on this busy
+machine 0.55-0.6). What would move it to the goal is taking work off the worker, not doing it
+faster: e.g. the resize on the device for the images that are not re-compressed, which would
+change the ``uint8`` rounding that the reference tests pin.
 """
 
 from __future__ import annotations
