@@ -16,7 +16,8 @@ The transform comes in two stages, because on a CPU loader the per-sample work i
   random resized crop, flip and JPEG re-compression. Crop + resize run first, on ``uint8`` and
   channels-last (torch's AVX2 path), so every later step works on the small image. It returns
   the ``uint8`` image, a quarter of the bytes of a ``float32`` one through the worker queue,
-  and the random numbers the second stage needs.
+  and the random numbers the second stage needs. A loader runs it over a whole batch with
+  :meth:`TrainTransform.sample_stages` (the same numbers, each step over all images in turn).
 * :meth:`TrainTransform.batch_stage`, per batch on the training device (the GPU when there is
   one): conversion to ``float32``, blur (a separable 5-tap filter), colour jitter (one 3x3 colour
   matrix per image: brightness, contrast and saturation are all affine in RGB) and
