@@ -30,15 +30,19 @@ import itertools
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import torch
 
-from dflib.data import AugmentConfig, DeepfakeDataset, default_num_workers, resolve_data_dir, train_transform
-from dflib.data.sampling import finish_batch, make_train_loader
-from dflib.models import create_model
-from dflib.runtime import cpu_threads
-from dflib.training import TrainConfig, build_optimizer, train_one_epoch
-from dflib.training.run import augment_on_device
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # measure this checkout's dflib, not the installed one
+
+from dflib.data import AugmentConfig, DeepfakeDataset, default_num_workers, resolve_data_dir, train_transform  # noqa: E402
+from dflib.data.sampling import finish_batch, make_train_loader  # noqa: E402
+from dflib.models import create_model  # noqa: E402
+from dflib.runtime import cpu_threads  # noqa: E402
+from dflib.training import TrainConfig, build_optimizer, train_one_epoch  # noqa: E402
+from dflib.training.run import augment_on_device  # noqa: E402
 
 DEFAULT_MODELS = [
     "resnet18_w16",

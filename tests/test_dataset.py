@@ -284,3 +284,66 @@ def test_make_train_loader_is_seeded_and_worker_independent(tmp_path):
     assert torch.allclose(runs[0], runs[2], atol=1e-4)  # two stages: the same augmentation
     with pytest.raises(TypeError, match="needs a TrainTransform"):
         make_train_loader(ds, eval_transform(16), 4, batched=True)
+
+
+def test_shared_batch_slots_are_reused_and_batches_stay_fresh(tmp_path, monkeypatch):
+    """Workers of a two-stage loader write batches into reused shared-memory slots; the main process
+    gets ordinary tensors (later batches never overwrite earlier ones) and frees each slot on receipt."""
+    import pickle
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from dflib.data import sampling
+    from dflib.data.sampling import SharedBatches, collate_staged, make_train_loader
+
+    t = train_transform(16)
+    g = torch.Generator().manual_seed(0)
+    samples = [t.sample_stage(torch.randint(0, 256, (3, 20, 20), dtype=torch.uint8, generator=g)) for _ in range(4)]
+    batch = [(img, k % 2, p) for k, (img, p) in enumerate(samples)]
+    expected = collate_staged(batch)
+    shared = SharedBatches(workers=1, per_worker=2, batch_size=4, img_size=16)
+    assert shared.collate(batch)[0].data_ptr() != 0  # main process: plain collate, no slot
+    monkeypatch.setattr(sampling, "get_worker_info", lambda: SimpleNamespace(id=0))
+    sent = [shared.collate(batch) for _ in range(3)]
+    assert [type(s).__name__ for s in sent] == ["_SlotBatch", "_SlotBatch", "tuple"]  # 2 slots, then torch's collate
+    assert shared.free.tolist() == [0, 0]
+    received = [pickle.loads(pickle.dumps(s)) for s in sent[:2]]  # what the main process's queue does
+    assert shared.free.tolist() == [1, 1]
+    for x, y, p in received:
+        assert not x.is_shared() and x.shape == (4, 3, 16, 16) and x.stride() == expected[0].stride()
+        assert torch.equal(x, expected[0]) and np.array_equal(y, expected[1]) and np.array_equal(p, expected[2])
+    shared.images.fill_(0)  # the slots are reused: the received batches must not change
+    assert torch.equal(received[0][0], expected[0])
+    odd = [(torch.zeros(3, 8, 8, dtype=torch.uint8), 0, samples[0][1])]
+    assert isinstance(shared.collate(odd), tuple)  # another shape: plain collate
+
+    ds = DeepfakeDataset(make_dataset(tmp_path, splits=("Train",), per_class=4), "Train")
+    loader = make_train_loader(ds, t, 2, seed=1, workers=1, batched=True)
+    first = list(loader)
+    kept = [b[0].clone() for b in first]
+    second = list(loader)  # same epoch again: the workers reuse the slots of the first pass
+    assert len(first) == 4 and all(torch.equal(b[0], k) for b, k in zip(first, kept))
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(first, second))
+    assert loader.collate_fn.__self__.free.all()
+
+
+def test_two_stage_batches_are_the_samples_one_by_one(tmp_path):
+    """AugmentedDataset.__getitems__ (decode all, then each step over the batch) gives exactly the
+    samples of __getitem__, and an unreadable file is replaced by the next one in both."""
+    from dflib.data.sampling import AugmentedDataset
+
+    root = make_dataset(tmp_path, splits=("Train",), per_class=4)
+    ds = DeepfakeDataset(root, "Train")
+    t = train_transform(16, AugmentConfig(jpeg_p=0.5, crop_scale=(0.3, 1.0)))
+    aug = AugmentedDataset(ds, t, batched=True)
+    items = [(i, 1000 + 7 * i) for i in (3, 0, 7, 5, 1)]
+    ds.samples[5][0].write_bytes(b"not an image any more")  # breaks after the dataset's check
+    with pytest.warns(UserWarning, match="using the next image"):
+        batch = aug.__getitems__(items)
+    for (img8, label, params), item in zip(batch, items):
+        ref8, ref_label, ref_params = aug[item]
+        assert torch.equal(img8, ref8) and label == ref_label and torch.equal(params, ref_params)
+    assert batch[3][1] == ds.samples[6][1] and len(ds.bad_files) == 1
+    plain = AugmentedDataset(ds, t, batched=False)
+    assert all(torch.equal(a[0], plain[it][0]) for a, it in zip(plain.__getitems__(items), items))

@@ -169,3 +169,21 @@ def test_fast_jpeg_decoders_give_the_same_pixels_as_pil(tmp_path):
     data[300:-2] = b"\x00" * (len(data) - 302)
     with pytest.raises(ValueError):  # strict: corrupt data raises, it is not patched over
         decode(bytes(data))
+
+
+def test_jpeg_roundtrip_is_torchvisions_encode_and_decode():
+    """The augmentation's re-compression: torchvision's encoder op, then the fast decoder; the same
+    pixels as ``v2.functional.jpeg`` (what the reference augmentation calls) for every layout and quality."""
+    from torchvision.transforms.v2 import functional as F
+
+    from dflib.data.io import jpeg_roundtrip
+
+    g = torch.Generator().manual_seed(3)
+    smooth = torch.nn.functional.interpolate(torch.rand(1, 3, 6, 6, generator=g), size=(64, 80), mode="bilinear")
+    smooth = smooth[0].mul(255).round().to(torch.uint8)
+    noise = torch.randint(0, 256, (3, 37, 90), dtype=torch.uint8, generator=g)
+    for img in (smooth, smooth.permute(1, 2, 0).contiguous().permute(2, 0, 1), noise, smooth[:, 5:50, 3:70]):
+        for quality in (1, 20, 60, 95, 100):
+            out = jpeg_roundtrip(img, quality)
+            assert out.dtype == torch.uint8 and out.shape == img.shape
+            assert torch.equal(out, F.jpeg(img, quality)), (tuple(img.shape), img.stride(), quality)

@@ -162,22 +162,24 @@ class DeepfakeDataset(Dataset):
         The image is decoded no larger than the transform needs (its ``decode_size``); with
         ``seed`` the transform's randomness is reproducible (see :mod:`dflib.data.sampling`).
         """
+        img, label = self.load_or_next(index, getattr(transform, "decode_size", None))
+        if transform is not None:
+            img = apply_transform(transform, img, seed)
+        return img, label
+
+    def load_or_next(self, index: int, min_size: int | tuple[int, int] | None = None) -> tuple[torch.Tensor, int]:
+        """``(raw image, label)`` of sample ``index``, or of the next readable one (what :meth:`get` decodes)."""
         n = len(self.samples)
-        min_size = getattr(transform, "decode_size", None)
         for offset in range(min(n, 10)):
             i = (index + offset) % n
             try:
-                img = self.load(i, min_size)
+                return self.load(i, min_size), self.samples[i][1]
             except ImageReadError as e:
                 path = self.samples[i][0]
                 if all(p != path for p, _ in self.bad_files):
                     self.bad_files.append((path, e.reason))
                     self.bad_labels.append(self.samples[i][1])
-                    warnings.warn(f"{e}; using the next image instead (scoring skips it)", stacklevel=3)
-                continue
-            if transform is not None:
-                img = apply_transform(transform, img, seed)
-            return img, self.samples[i][1]
+                    warnings.warn(f"{e}; using the next image instead (scoring skips it)", stacklevel=4)
         raise ImageReadError(
             f"{self.split}: 10 consecutive unreadable images from index {index}; "
             f"the folder looks corrupt, check {self.root}"
@@ -265,6 +267,9 @@ def make_scoring_loader(
     )
 
 
+PREFETCH_FACTOR = 4  # batches in flight per loader worker (DataLoader's prefetch_factor)
+
+
 def default_num_workers() -> int:
     """Loader processes: one per spare core, at most 8 (0 = load in the main process)."""
     n = os.cpu_count() or 1
@@ -337,5 +342,5 @@ def make_loader(
         generator=generator,
         worker_init_fn=_worker_init if workers > 0 else None,
         collate_fn=collate_fn,
-        prefetch_factor=4 if workers > 0 else None,
+        prefetch_factor=PREFETCH_FACTOR if workers > 0 else None,
     )

@@ -15,8 +15,9 @@ impossible. Here every random choice of an epoch is a function of ``(seed, epoch
 With ``batched=True`` (what the training engine uses on an accelerator, see
 :func:`dflib.training.run.augment_on_device`) the workers run only the per-image part of
 a :class:`~dflib.data.fused_augment.TrainTransform` (crop, flip, JPEG) and ship ``uint8`` images
-plus each sample's remaining random numbers; :func:`finish_batch` moves a batch to the device
-and runs the rest there (blur, colour jitter, normalisation), batched. The random numbers are
+plus each sample's remaining random numbers (written into reused shared-memory batch slots,
+:class:`SharedBatches`); :func:`finish_batch` moves a batch to the device and runs the rest
+there (blur, colour jitter, normalisation), batched. The random numbers are
 still drawn per sample from its own seed, so the result does not depend on the batching either.
 
 So epoch 5 sees exactly the same images, augmented the same way, whether the run was resumed,
@@ -25,13 +26,16 @@ how many loader workers there are, and in which order the workers finished.
 
 from __future__ import annotations
 
+import os
+import uuid
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, default_collate
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, default_collate, get_worker_info
 
-from dflib.data.dataset import DeepfakeDataset, make_loader
+from dflib.data.dataset import PREFETCH_FACTOR, DeepfakeDataset, make_loader
 from dflib.data.fused_augment import SampleStage, TrainTransform
 from dflib.data.transforms import apply_transform
 from dflib.runtime import derive_seed
@@ -118,6 +122,21 @@ class AugmentedDataset(Dataset):
             return img8, label, params
         return out, label
 
+    def __getitems__(self, items: Sequence[tuple[int, int]]) -> list[tuple]:
+        """A loader batch of :meth:`__getitem__`'s samples (the DataLoader asks for it by batch).
+
+        Two-stage over a :class:`~dflib.data.DeepfakeDataset`: the same samples, decoded all first
+        and then augmented step by step over the batch (:meth:`TrainTransform.sample_stages
+        <dflib.data.fused_augment.TrainTransform.sample_stages>`), which keeps each step's code in
+        the CPU's caches. Otherwise one sample after the other.
+        """
+        if not (self.batched and isinstance(self.base, DeepfakeDataset) and self.base.transform is None):
+            return [self[item] for item in items]
+        loaded = [self.base.load_or_next(index, self.transform.decode_size) for index, _ in items]
+        generators = [torch.Generator().manual_seed(int(seed)) for _, seed in items]  # as apply_transform seeds
+        staged = self.transform.sample_stages([img for img, _ in loaded], generators)
+        return [(img8, label, params) for (img8, params), (_, label) in zip(staged, loaded)]
+
 
 def collate_staged(
     batch: Sequence[tuple[torch.Tensor, int, torch.Tensor]],
@@ -126,8 +145,9 @@ def collate_staged(
 
     * The per-image stage leaves each image channels-last (``(3, H, W)`` with ``(H, W, 3)``
       memory, as decoded and resized), so the images are stacked that way: a plain copy instead
-      of a transpose per image (the device transposes while converting to ``float32``). torch's
-      ``default_collate`` writes a worker's batch straight into shared memory.
+      of a transpose per image (the device transposes while converting to ``float32``). In the
+      workers of :func:`make_train_loader` the batch goes into a reused shared-memory slot
+      instead (:class:`SharedBatches`).
     * Labels (``int64``) and params (``float64``) stay NumPy arrays: they are pickled with the
       batch, where every tensor would cost its own shared-memory file and a round trip to the
       worker process (measured: two small tensors cost more than the images' 3 MB).
@@ -136,6 +156,101 @@ def collate_staged(
     images, labels, params = zip(*batch)
     x = default_collate([img.permute(1, 2, 0) for img in images]).permute(0, 3, 1, 2)
     return x, np.asarray(labels, dtype=np.int64), torch.stack(params).numpy()
+
+
+class SharedBatches:
+    """Reusable shared-memory batch buffers for the workers of a ``batched=True`` training loader.
+
+    torch's collate in a worker writes each batch into a *new* shared-memory file: for a 64 x
+    128 px ``uint8`` batch (3 MB) that is ~770 fresh pages, and faulting them in costs the worker
+    ~20 us per image, 4x the copy itself (``benchmarks/data_throughput.py``: ~0.1 of the
+    decode-only time). Here each worker owns ``per_worker`` preallocated batch slots (inherited
+    through ``fork``, or shared once when workers are spawned), writes its batch into a free
+    one and sends only the slot number with the labels and params; the main process copies the
+    slot into an ordinary tensor while unpickling the message (:class:`_SlotBatch`) and frees
+    the slot. The loader's batches are so the same fresh tensors as with torch's collate.
+
+    A slot is in use only from its worker's collate to the main process receiving it; the
+    DataLoader keeps at most ``prefetch_factor`` batches per worker in flight, so
+    ``prefetch_factor + 2`` slots never run out. If they do (or a batch has another shape),
+    the worker falls back to torch's collate for that batch. The free flags are single-writer
+    per transition (the worker clears a set flag, the main process sets it after its copy), and
+    a slot belongs to one worker id: one set of workers at a time, as with the persistent
+    workers of :func:`~dflib.data.dataset.make_loader`. Footprint: ``workers x per_worker``
+    batches of shared memory for the loader's lifetime, of which only the slots in use are ever
+    touched (about what torch's collate has in flight at its peak).
+    """
+
+    _live: weakref.WeakValueDictionary = weakref.WeakValueDictionary()  # key -> buffers, in the owning process
+
+    def __init__(self, workers: int, per_worker: int, batch_size: int, img_size: int, pin: bool = False) -> None:
+        if min(workers, per_worker, batch_size, img_size) < 1:
+            raise ValueError(f"SharedBatches needs positive sizes, got {workers, per_worker, batch_size, img_size}")
+        self.key = uuid.uuid4().hex
+        self.per_worker = per_worker
+        self.pin = pin  # copy slots out into pinned memory (a loader that pins: the one copy it makes anyway)
+        self.shape = (batch_size, img_size, img_size, 3)
+        # a new shared storage, not share_memory_() (which would copy, touching every page): untouched
+        # pages cost nothing, only the slots a worker really uses are ever faulted in
+        n = workers * per_worker
+        storage = torch.UntypedStorage._new_shared(n * int(np.prod(self.shape)))
+        self.images = torch.empty(0, dtype=torch.uint8).set_(storage).view(n, *self.shape)
+        self.free = torch.ones(workers * per_worker, dtype=torch.uint8).share_memory_()
+        self._pid = os.getpid()
+        SharedBatches._live[self.key] = self
+
+    def claim(self, worker: int) -> int | None:
+        """A free slot of ``worker`` (marked in use), or None."""
+        flags = self.free.numpy()[worker * self.per_worker : (worker + 1) * self.per_worker]
+        if self._pid != os.getpid():  # first batch of a new worker process: what an abandoned
+            flags[:] = 1  # loader iterator of this worker id left in flight was never received
+            self._pid = os.getpid()
+        i = int(flags.argmax())
+        if not flags[i]:
+            return None
+        flags[i] = 0
+        return worker * self.per_worker + i
+
+    def collate(self, batch: Sequence[tuple[torch.Tensor, int, torch.Tensor]]):
+        """:func:`collate_staged` into a slot (in a worker), or plainly (main process, no slot free, other shape)."""
+        info = get_worker_info()
+        images, labels, params = zip(*batch)
+        hwc = [img.permute(1, 2, 0) for img in images]
+        if info is None or len(hwc) > self.shape[0] or any(x.shape != self.shape[1:] for x in hwc):
+            return collate_staged(batch)
+        slot = self.claim(info.id)
+        if slot is None:
+            return collate_staged(batch)
+        torch.stack(hwc, 0, out=self.images[slot, : len(hwc)])
+        return _SlotBatch(self.key, slot, len(hwc), np.asarray(labels, dtype=np.int64), torch.stack(params).numpy())
+
+
+class _SlotBatch:
+    """A batch in a :class:`SharedBatches` slot, as a worker sends it; unpickled, it is the
+    ``(images, labels, params)`` tuple of :func:`collate_staged` and the slot is free again."""
+
+    def __init__(self, key: str, slot: int, n: int, labels: np.ndarray, params: np.ndarray) -> None:
+        self.args = (key, slot, n, labels, params)
+
+    def __reduce__(self):
+        return _take_slot, self.args
+
+
+def _take_slot(key: str, slot: int, n: int, labels: np.ndarray, params: np.ndarray):
+    shared = SharedBatches._live.get(key)
+    if shared is None:
+        raise RuntimeError(
+            "a loader batch in shared memory reached a process that does not own its buffers "
+            "(SharedBatches batches go from a DataLoader worker to its main process only)"
+        )
+    src = shared.images[slot, :n]
+    if shared.pin and torch.cuda.is_available():
+        # the DataLoader's pin_memory() then keeps this tensor as it is: one copy, as without slots
+        x = torch.empty(src.shape, dtype=src.dtype, pin_memory=True).copy_(src)
+    else:
+        x = src.clone()
+    shared.free[slot] = 1
+    return x.permute(0, 3, 1, 2), labels, params
 
 
 def finish_batch(
@@ -195,6 +310,11 @@ def make_train_loader(
         )
     else:
         order = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
+    collate: Callable | None = None
+    if batched:
+        collate = collate_staged
+        if workers > 0:  # PREFETCH_FACTOR in flight per worker, one being written, one spare
+            collate = SharedBatches(workers, PREFETCH_FACTOR + 2, batch_size, transform.img_size, pin_memory).collate
     return make_loader(
         AugmentedDataset(dataset, transform, batched),
         batch_size,
@@ -203,5 +323,5 @@ def make_train_loader(
         sampler=SeededSampler(order, seed),
         seed=seed,
         pin_memory=pin_memory,
-        collate_fn=collate_staged if batched else None,
+        collate_fn=collate,
     )
