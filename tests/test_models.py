@@ -401,7 +401,8 @@ def test_forward_features_are_the_tokens_before_pooling() -> None:
         model.head.weight.normal_()
         x = torch.randn(2, 3, 64, 64)
         tokens = model.forward_features(x)
-        assert tokens.shape == (2, 1 + 4 * 4, 96)
+        grid = 64 // model.patch_size
+        assert tokens.shape == (2, 1 + grid * grid, 96)
         assert torch.equal(model.format_logits(model.head(model.pool(tokens))), model(x))
 
 

@@ -78,10 +78,10 @@ PRESETS: dict[str, Preset] = {
     ),
     "vit_face_conv_128": Preset(
         ViT,
-        {"patch_size": 16, "embed_dim": 96, "depth": 4, "num_heads": 3, "stem": "conv", "pool": "mean"},
+        {"patch_size": 8, "embed_dim": 96, "depth": 4, "num_heads": 3, "stem": "conv", "pool": "mean"},
         img_size=128,
-        description="narrow 4-block ViT for 128 px faces: convolutional stem (8x8 grid "
-        "of 16 px tokens) and mean pooling; trains from scratch on small data",
+        description="narrow 4-block ViT for 128 px faces: convolutional stem (16x16 grid "
+        "of 8 px tokens) and mean pooling; trains from scratch on small data",
     ),
 }
 

@@ -211,7 +211,8 @@ class TokenMeanPool(nn.Module):
     """Average the patch tokens (not the class token): ``(N, T, D) -> (N, D)``.
 
     Global average pooling as in a CNN: evidence found in any patch counts equally, which suits
-    detectors of local traces and small training sets (Zhai et al. 2022, "Better plain ViT baselines").
+    detectors of local traces and small training sets (Beyer, Zhai & Kolesnikov 2022, "Better plain
+    ViT baselines for ImageNet-1k").
     """
 
     def __init__(self, num_prefix_tokens: int = 1) -> None:
