@@ -6,8 +6,8 @@
 
 One number from one seed says little: on the embedded sample the same recipe moves by a point or
 more from seed to seed (initial weights, data order, augmentation). Each run trains with
-``dflib.training.fit(**recipe(name), seed=s)`` into a temporary folder, scores Test with the
-checkpoint's own card (``dflib.evaluation.evaluate_checkpoint``), and the script writes
+``dflib.training.fit_and_score("Test", **recipe(name), seed=s)`` into a temporary folder (Test
+scored with the checkpoint's own card), and the script writes
 ``<out>.json`` (every run) and ``<out>.md`` (the table the README cites), next to the strongest
 trivial baseline of the same data (``dflib.evaluation.baselines``) for the margin.
 
@@ -34,9 +34,9 @@ from pathlib import Path
 
 from dflib.data import resolve_data_dir
 from dflib.data.synthetic import GENERATOR_VERSION
-from dflib.evaluation import difficulty_baselines, evaluate_checkpoint
+from dflib.evaluation import difficulty_baselines
 from dflib.evaluation.baselines import strongest_baseline
-from dflib.training import fit
+from dflib.training import fit_and_score
 from dflib.training.recipes import RECIPES, recipe
 
 NO_AUGMENT = " (no augmentation)"
@@ -49,14 +49,7 @@ def run_one(name: str, seed: int, data_dir: Path, work: Path, augment: str = "re
         overrides["augment"] = False
     stem = f"{name}_s{seed}" + ("_noaug" if augment == "off" else "")
     kw = recipe(name, seed=seed, name=stem, out=str(work), progress=False, **overrides)
-    res = fit(**kw, data_dir=str(data_dir))
-    ev = evaluate_checkpoint(
-        res.paths.best.with_suffix(".json"),
-        data_dir,
-        "Test",
-        progress=False,
-        limit_per_class=overrides.get("limit_per_class"),
-    )
+    res, ev = fit_and_score("Test", **kw, data_dir=str(data_dir))
     return {
         "recipe": name + (NO_AUGMENT if augment == "off" else ""),
         "seed": seed,

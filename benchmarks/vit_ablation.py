@@ -18,7 +18,7 @@ the saved table means; only the augmentation is the recipe's.
     augment    + the recipe's augmentation alone
     all        all three together (vit_face_conv_128's design, at this budget)
 
-Each run is ``dflib.training.fit`` into a temporary folder (early stopping off, the best epoch
+Each run is ``dflib.training.fit_and_score`` into a temporary folder (early stopping off, the best epoch
 by Validation ROC-AUC kept), scored on Test with its own card (``evaluate_checkpoint``). The
 script writes ``<out>.csv`` (one line per run) and ``<out>.md`` (the table, with the command,
 date and machine) after every run, so an interrupted sweep keeps what it measured.
@@ -40,8 +40,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from dflib.data import resolve_data_dir
-from dflib.evaluation import evaluate_checkpoint
-from dflib.training import fit
+from dflib.training import fit_and_score
 from dflib.training.recipes import RECIPES, recipe
 
 BASE = "vit_face_conv_128"
@@ -74,14 +73,7 @@ def settings(
 def run_one(row: str, seed: int, data_dir: Path, work: Path, epochs: int, lr: float, **extra) -> dict:
     start = time.perf_counter()
     kw = settings(row, seed, epochs, lr, name=f"{row}_s{seed}", out=str(work), **extra)
-    res = fit(**kw, data_dir=str(data_dir))
-    ev = evaluate_checkpoint(
-        res.paths.best.with_suffix(".json"),
-        data_dir,
-        "Test",
-        progress=False,
-        limit_per_class=extra.get("limit_per_class"),
-    )
+    res, ev = fit_and_score("Test", **kw, data_dir=str(data_dir))
     change, stem, pool, aug = ROWS[row]
     return {
         "row": row,

@@ -363,3 +363,13 @@ def test_torchrun_two_cpu_processes_write_one_checkpoint(data, tmp_path):
     history = pd.read_csv(tmp_path / "runs" / "resnet18" / "history.csv")
     assert len(history) == 1 and history.train_images[0] == 24  # 2 ranks x 3 batches x 4 images
     assert math.isfinite(history.val_roc_auc[0])
+
+
+def test_fit_and_score_scores_the_saved_best_checkpoint(data, tmp_path):
+    from dflib.training import fit_and_score
+
+    result, scores = fit_and_score("Validation", **TINY, data_dir=str(data), epochs=2, out=str(tmp_path))
+    card = json.loads(result.paths.best.with_suffix(".json").read_text())
+    # the saved checkpoint, re-read from disk and scored again, gives what training measured on Validation
+    assert scores["roc_auc"] == pytest.approx(card["metrics"]["roc_auc"], abs=1e-6)
+    assert scores["split"] == "Validation" and scores["n_files"] == card["metrics"]["images"]

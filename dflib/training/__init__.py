@@ -12,7 +12,8 @@ The layers, each importing only those before it:
   early stopping;
 * :mod:`~dflib.training.run`: :class:`TrainingRun`, the setup (folders, data, model, resume) and
   the bookkeeping (checkpoints, history, resume state) around the loop;
-* :mod:`~dflib.training.loop`: :func:`fit`, the epoch loop;
+* :mod:`~dflib.training.loop`: :func:`fit`, the epoch loop, and :func:`fit_and_score` (train, then
+  score a split with the new card);
 * :mod:`~dflib.training.recipes`: the settings of the shipped detectors.
 """
 
@@ -25,7 +26,7 @@ from dflib.training.config import (
     TrainConfig,
     TrainResult,
 )
-from dflib.training.loop import fit
+from dflib.training.loop import fit, fit_and_score
 from dflib.training.recipes import RECIPES, Recipe, recipe, recipes_table
 from dflib.training.run import TrainingRun, augment_on_device
 from dflib.training.steps import EarlyStopping, build_optimizer, train_one_epoch, validate, warmup_cosine
@@ -39,6 +40,7 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "fit",
+    "fit_and_score",
     "RECIPES",
     "Recipe",
     "recipe",

@@ -68,6 +68,23 @@ def fit(config: TrainConfig | None = None, **settings: Any) -> TrainResult:
     return result
 
 
+def fit_and_score(split: str = "Test", **settings: Any) -> tuple[TrainResult, dict[str, Any]]:
+    """:func:`fit` with ``settings``, then score the best checkpoint on ``split`` with its own card
+    (:func:`dflib.evaluation.evaluate_checkpoint`, the same ``data_dir`` and ``limit_per_class``):
+    one run of a seed sweep or an ablation (``benchmarks/seed_spread.py``, ``vit_ablation.py``)."""
+    from dflib.evaluation.scoring import evaluate_checkpoint
+
+    result = fit(**settings)
+    scores = evaluate_checkpoint(
+        result.paths.best.with_suffix(".json"),
+        settings.get("data_dir", ""),
+        split,
+        progress=False,
+        limit_per_class=settings.get("limit_per_class"),
+    )
+    return result, scores
+
+
 def _fit(cfg: TrainConfig, info: runtime.DistInfo, device: torch.device) -> TrainResult:
     """The epoch loop; ``TrainingRun`` does the setup (folders, data, model, resume) and the saving."""
     run = TrainingRun(cfg, info, device)
