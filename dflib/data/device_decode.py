@@ -34,12 +34,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as nnf
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset
 
-from dflib.data.dataset import DeepfakeDataset, make_loader
+from dflib.data.dataset import DeepfakeDataset
 from dflib.data.fused_augment import SampleStage, TrainTransform
 from dflib.data.io import ImageReadError, jpeg_frame, jpeg_roundtrip, jpeg_scale, read_image_tensor
-from dflib.data.sampling import BalancedSampler, SeededSampler
+from dflib.data.sampling import seeded_train_loader
 
 _BASELINE_SOF = (0xC0, 0xC1)  # baseline and extended sequential Huffman JPEG: what nvJPEG decodes on the GPU
 
@@ -234,19 +234,15 @@ def make_device_decode_loader(
     Its batches are :class:`EncodedBatch` objects; :func:`~dflib.data.sampling.finish_batch` (or
     ``batch.to_device(transform, device)``) decodes and augments them on the device.
     """
-    if balanced:
-        order: DistributedSampler = BalancedSampler(
-            dataset, dataset.targets, num_replicas=world_size, rank=rank, seed=seed
-        )
-    else:
-        order = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
-    return make_loader(
+    return seeded_train_loader(
         EncodedDataset(dataset, transform),
+        dataset,
         batch_size,
-        train=True,
-        num_workers=workers,
-        sampler=SeededSampler(order, seed),
         seed=seed,
+        workers=workers,
+        balanced=balanced,
+        rank=rank,
+        world_size=world_size,
         pin_memory=pin_memory,
         collate_fn=collate_encoded,
     )

@@ -300,6 +300,42 @@ def make_train_loader(
     model input with :func:`finish_batch` (as the training engine does). Same images, same
     augmentation as ``batched=False`` up to float rounding; the loader does less work per image.
     """
+    collate: Callable | None = None
+    if batched:
+        collate = collate_staged
+        if workers > 0:  # PREFETCH_FACTOR in flight per worker, one being written, one spare
+            collate = SharedBatches(workers, PREFETCH_FACTOR + 2, batch_size, transform.img_size, pin_memory).collate
+    return seeded_train_loader(
+        AugmentedDataset(dataset, transform, batched),
+        dataset,
+        batch_size,
+        seed=seed,
+        workers=workers,
+        balanced=balanced,
+        rank=rank,
+        world_size=world_size,
+        pin_memory=pin_memory,
+        collate_fn=collate,
+    )
+
+
+def seeded_train_loader(
+    wrapped: Dataset,
+    dataset: DeepfakeDataset,
+    batch_size: int,
+    *,
+    seed: int,
+    workers: int,
+    balanced: bool,
+    rank: int,
+    world_size: int,
+    pin_memory: bool,
+    collate_fn: Callable | None,
+) -> DataLoader:
+    """The training order and per-sample seeds over ``dataset`` (balanced or shuffled, sharded
+    across ranks), batching ``wrapped`` (``dataset`` with its per-sample work): what every
+    training loader shares, the CPU-augmenting one here and the GPU-decoding one in
+    :mod:`dflib.data.device_decode`."""
     if balanced:
         order: DistributedSampler = BalancedSampler(
             dataset,
@@ -310,18 +346,13 @@ def make_train_loader(
         )
     else:
         order = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
-    collate: Callable | None = None
-    if batched:
-        collate = collate_staged
-        if workers > 0:  # PREFETCH_FACTOR in flight per worker, one being written, one spare
-            collate = SharedBatches(workers, PREFETCH_FACTOR + 2, batch_size, transform.img_size, pin_memory).collate
     return make_loader(
-        AugmentedDataset(dataset, transform, batched),
+        wrapped,
         batch_size,
         train=True,
         num_workers=workers,
         sampler=SeededSampler(order, seed),
         seed=seed,
         pin_memory=pin_memory,
-        collate_fn=collate,
+        collate_fn=collate_fn,
     )
