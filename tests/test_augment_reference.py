@@ -140,16 +140,41 @@ def test_batched_fused_equals_reference():
 
 
 def test_uint8_steps_are_bit_identical():
-    """Crop + resize, flip and JPEG: the fused sample stage is exactly the v2 calls (tolerance 0)."""
+    """Crop + resize, flip and JPEG: the fused sample stage is exactly the v2 calls (tolerance 0).
+
+    The sample stage mirrors only the images it re-compresses; the others' flip is left to the
+    batch stage (``flip_left``), applied here as it applies it, on the same numbers.
+    """
     full, mid = _images()
-    t = TrainTransform(32, AugmentConfig(jpeg_p=0.7, crop_scale=(0.3, 1.0), crop_ratio=(0.6, 1.6)))
+    t = TrainTransform(32, AugmentConfig(jpeg_p=0.5, crop_scale=(0.3, 1.0), crop_ratio=(0.6, 1.6)))
+    kinds = set()
     for i, img in enumerate(full + mid):
         for seed in range(20):
             p = t.draw_params(*img.shape[-2:], torch.Generator().manual_seed(seed))
             x = F.resized_crop(img, *p.crop, size=[32, 32], antialias=True)
             x = F.horizontal_flip(x) if p.hflip else x
             x = F.jpeg(x, quality=p.jpeg_quality) if p.jpeg_quality is not None else x
-            assert torch.equal(t.sample_stage(img, torch.Generator().manual_seed(seed))[0], x), (i, seed, p)
+            img8, numbers = t.sample_stage(img, torch.Generator().manual_seed(seed))
+            left = bool(t.flip_left(numbers[None])[0])
+            assert left == (p.hflip and p.jpeg_quality is None), (i, seed, p)
+            assert torch.equal(img8.flip(-1) if left else img8, x), (i, seed, p)
+            kinds.add((p.hflip, p.jpeg_quality is not None))
+    assert len(kinds) == 4  # flipped or not, re-compressed or not: every case compared
+
+
+def test_flip_left_to_the_batch_stage_is_exact():
+    """Mirroring in the batch stage gives bit for bit what mirroring the uint8 image before it gives."""
+    full, mid = _images()
+    t = TrainTransform(32, CONFIGS["wide_hue"])
+    staged = [t.sample_stage(img, torch.Generator().manual_seed(7 + k)) for k, img in enumerate(full + mid)]
+    x8, params = torch.stack([s[0] for s in staged]), torch.stack([s[1] for s in staged])
+    left = t.flip_left(params)
+    assert left.any() and not left.all()
+    done = params.clone()
+    done[left, 0] = 1.0  # flip not drawn: the batch stage mirrors nothing
+    x8_flipped = torch.where(left.view(-1, 1, 1, 1), x8.flip(-1), x8)
+    assert not t.flip_left(done).any()
+    assert torch.equal(t.batch_stage(x8, params), t.batch_stage(x8_flipped, done))
 
 
 def test_colour_jitter_clips_once_at_the_end():

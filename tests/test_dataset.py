@@ -211,7 +211,7 @@ def test_two_stage_train_transform_equals_the_one_image_call(tiny_dataset):
     assert all(s[0].dtype == torch.uint8 and s[0].shape == (3, 24, 24) for s in staged)
     assert all(s[1].shape == (TrainTransform.N_PARAMS,) for s in staged)
     params = torch.stack([s[1] for s in staged])
-    assert (params[:, 0] < 0.5).any() and (params[:, 0] >= 0.5).any()  # some blurred, some not
+    assert (params[:, 3] < 0.5).any() and (params[:, 3] >= 0.5).any()  # some blurred, some not
     x8 = torch.stack([s[0] for s in staged])
     batch = t.batch_stage(x8, params)
     assert x8.dtype == torch.uint8  # the input batch is left alone

@@ -74,7 +74,7 @@ class EncodedDataset(Dataset):
             raise TypeError(f"device decoding needs a TrainTransform, got {type(transform).__name__}")
         self.base, self.transform = base, transform
         self.stage = SampleStage(transform)
-        self.n_draw = transform._C + 3 + transform.N_PARAMS
+        self.n_draw = transform._C + transform.N_PARAMS
 
     def __len__(self) -> int:
         return len(self.base)
@@ -116,11 +116,10 @@ class EncodedBatch:
         return self
 
     def to_device(self, transform: TrainTransform, device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
-        """Decode, crop, resize, flip, JPEG on ``device``, then the batch stage: ``(x, y)``."""
+        """Decode, crop, resize (flip + JPEG: re-compressed images) on ``device``, then the batch stage: ``(x, y)``."""
         device = torch.device(device)
         crops = sample_stage_on_device(self.images, self.draws, transform, device, self.paths)
-        c = transform._C + 3
-        x = transform.batch_stage(torch.stack(crops), self.draws[:, c:])
+        x = transform.batch_stage(torch.stack(crops), self.draws[:, transform._C :])
         return x, torch.as_tensor(self.labels).to(device, non_blocking=True)
 
 
@@ -208,9 +207,9 @@ def sample_stage_on_device(
         h, w = img.shape[-2:]
         top, left, ch, cw = transform._crop_box(h, w, u)
         img = _resize(img[..., top : top + ch, left : left + cw], size)
-        if u[c] < a.hflip_p:
-            img = img.flip(-1)
-        if u[c + 1] < a.jpeg_p:
+        if u[c + 1] < a.jpeg_p:  # mirrored before its JPEG; batch_stage mirrors the others, as on the CPU
+            if u[c] < a.hflip_p:
+                img = img.flip(-1)
             q0, q1 = a.jpeg_quality
             img = _jpeg(img, q0 + min(int(u[c + 2] * (q1 - q0 + 1)), q1 - q0))
         out.append(img)

@@ -13,15 +13,25 @@ The transform comes in two stages, because on a CPU loader the per-sample work i
 
 * :meth:`TrainTransform.sample_stage`, per image in a loader worker: draw all of the sample's
   random numbers (one draw, from the global torch generator or the ``generator`` passed in),
-  random resized crop, flip and JPEG re-compression. Crop + resize run first, on ``uint8`` and
-  channels-last (torch's AVX2 path), so every later step works on the small image. It returns
-  the ``uint8`` image, a quarter of the bytes of a ``float32`` one through the worker queue,
-  and the random numbers the second stage needs. A loader runs it over a whole batch with
-  :meth:`TrainTransform.sample_stages` (the same numbers, each step over all images in turn).
+  random resized crop, then flip and JPEG re-compression for the images that are re-compressed.
+  Crop + resize run first, on ``uint8`` and channels-last (torch's AVX2 path), so every later
+  step works on the small image. It returns the ``uint8`` image, a quarter of the bytes of a
+  ``float32`` one through the worker queue, and the random numbers the second stage needs. A
+  loader runs it over a whole batch with :meth:`TrainTransform.sample_stages` (the same
+  numbers, each step over all images in turn).
 * :meth:`TrainTransform.batch_stage`, per batch on the training device (the GPU when there is
-  one): conversion to ``float32``, blur (a separable 5-tap filter), colour jitter (one 3x3 colour
-  matrix per image: brightness, contrast and saturation are all affine in RGB) and
-  normalisation (one multiply-add), as batched tensor ops.
+  one): conversion to ``float32``, the flip of the images that were not re-compressed, blur (a
+  separable 5-tap filter), colour jitter (one 3x3 colour matrix per image: brightness, contrast
+  and saturation are all affine in RGB) and normalisation (one multiply-add), as batched
+  tensor ops.
+
+Why the flip is split so: a flip is a permutation of pixels, exact in ``uint8`` and ``float32``
+alike, so mirroring right after the conversion gives the same numbers as mirroring the ``uint8``
+image (tested), and it is nearly free on a device, where a loader worker spends ~30 us on one
+128 px channels-last image (on average ~4 % of a worker's time per image,
+``benchmarks/data_throughput.py --profile``). Only an image that is re-compressed must be
+mirrored first, in the worker: JPEG's rounding (of the DCT, of the chroma subsampling) does not
+commute with a flip.
 
 Calling the transform on one image runs both stages, so a sample looks the same whichever way
 it was produced (tested). Both transforms tell the dataset how small it may *decode* an image
@@ -73,14 +83,15 @@ class TrainTransform(SeededTransform):
     (crop box, flip, JPEG quality, ...) a generator state gives.
 
     One sample's random numbers are one ``float64`` uniform draw, laid out as: 4 per crop
-    attempt (scale, ratio, top, left) for :attr:`_N_CROP` attempts; flip; JPEG on, JPEG
-    quality; then the :attr:`N_PARAMS` that :meth:`batch_stage` gets: blur on, blur sigma;
-    colour on, three order keys, one unused, brightness, contrast, saturation, hue.
+    attempt (scale, ratio, top, left) for :attr:`_N_CROP` attempts; then the :attr:`N_PARAMS`
+    that :meth:`batch_stage` gets: flip; JPEG on, JPEG quality (the batch stage mirrors the
+    images that were not re-compressed, see the module docstring); blur on, blur sigma; colour
+    on, three order keys, one unused, brightness, contrast, saturation, hue.
     """
 
     _N_CROP = 10  # crop attempts, as torchvision's RandomResizedCrop
-    _C = 4 * _N_CROP  # the uniforms after the crop attempts: flip, JPEG (2), then the batch stage's
-    N_PARAMS = 11  # random numbers per sample that the batch stage consumes: blur (2), colour (9)
+    _C = 4 * _N_CROP  # the uniforms after the crop attempts: flip, JPEG (2), blur (2), colour (9)
+    N_PARAMS = 14  # random numbers per sample that the batch stage reads: flip + JPEG (3), blur (2), colour (9)
 
     def __init__(
         self,
@@ -101,7 +112,7 @@ class TrainTransform(SeededTransform):
     # -- parameters ---------------------------------------------------------------------
     def _draw(self, generator: torch.Generator | None) -> torch.Tensor:
         """All of one sample's uniforms, ``float64``, in the layout of the class docstring."""
-        return torch.rand(self._C + 3 + self.N_PARAMS, generator=generator, dtype=torch.float64)
+        return torch.rand(self._C + self.N_PARAMS, generator=generator, dtype=torch.float64)
 
     def _crop_box(self, h: int, w: int, u: list[float]) -> tuple[int, int, int, int]:
         """torchvision's RandomResizedCrop.get_params, fed from pre-drawn uniforms ``u``."""
@@ -231,7 +242,9 @@ class TrainTransform(SeededTransform):
 
         Returns the ``uint8`` image ``(3, img_size, img_size)`` and a ``float64`` tensor of the
         :attr:`N_PARAMS` random numbers that :meth:`batch_stage` needs for this image (all of a
-        sample's randomness is drawn here, so it depends on ``generator`` alone).
+        sample's randomness is drawn here, so it depends on ``generator`` alone). The image is
+        mirrored here only if it is also re-compressed; otherwise :meth:`batch_stage` mirrors it
+        (:meth:`flip_left` says which ones it will).
         """
         return self.sample_stages([img], [generator])[0]
 
@@ -254,17 +267,29 @@ class TrainTransform(SeededTransform):
         us = [d.tolist() for d in draws]  # one conversion each; the batch stage's numbers stay tensor views
         boxes = [self._crop_box(*img.shape[-2:], u) for img, u in zip(imgs, us)]
         out = [_resize(img[..., y : y + h, x : x + w], size) for img, (y, x, h, w) in zip(imgs, boxes)]
-        out = [x.flip(-1) if u[c] < a.hflip_p else x for x, u in zip(out, us)]
         qualities = [self._jpeg_quality(u) for u in us]
-        out = [x if q is None else jpeg_roundtrip(x, q) for x, q in zip(out, qualities)]
-        return [(x, d[c + 3 :]) for x, d in zip(out, draws)]
+        # only a re-compressed image is mirrored here (before its JPEG); batch_stage mirrors the others
+        out = [
+            x if q is None else jpeg_roundtrip(x.flip(-1) if u[c] < a.hflip_p else x, q)
+            for x, u, q in zip(out, us, qualities)
+        ]
+        return [(x, d[c:]) for x, d in zip(out, draws)]
+
+    def flip_left(self, params: torch.Tensor) -> torch.Tensor:
+        """Which images of a batch :meth:`batch_stage` mirrors: ``(n,)`` bool, from their ``params`` ``(n, N_PARAMS)``.
+
+        Those whose flip was drawn and that were not re-compressed (a re-compressed one was
+        mirrored by the sample stage, before its JPEG).
+        """
+        p = torch.as_tensor(params)
+        return (p[:, 0] < self.augment.hflip_p) & (p[:, 1] >= self.augment.jpeg_p)
 
     def batch_stage(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
-        """Per batch, on ``x``'s device: float, blur, colour jitter, normalise.
+        """Per batch, on ``x``'s device: float, the flips left to it, blur, colour jitter, normalise.
 
         ``x``: the stacked ``uint8`` images of :meth:`sample_stage` ``(n, 3, S, S)``;
         ``params``: their stacked random numbers ``(n, N_PARAMS)``, a tensor or NumPy array (read on the CPU, so which
-        images get blurred or jittered is known without waiting for the device). Returns a
+        images get mirrored, blurred or jittered is known without waiting for the device). Returns a
         normalised ``float32`` batch, contiguous.
         """
         a = self.augment
@@ -278,15 +303,19 @@ class TrainTransform(SeededTransform):
             x = x.to(torch.float32, memory_format=torch.contiguous_format)
         else:  # float images in 0..255 (never modified in place)
             x = x.to(torch.float32, memory_format=torch.contiguous_format, copy=True)
-        blur = torch.nonzero(p[:, 0] < a.blur_p).flatten()
+        flip = torch.nonzero(self.flip_left(p)).flatten()
+        if len(flip):  # exact: the same numbers as mirroring the uint8 image (see the module docstring)
+            idx = flip.to(x.device)
+            x[idx] = x[idx].flip(-1)
+        blur = torch.nonzero(p[:, 3] < a.blur_p).flatten()
         if len(blur):
             s0, s1 = a.blur_sigma
             idx = blur.to(x.device)
-            x[idx] = self._blur(x[idx], self._blur_taps(s0 + (s1 - s0) * p[blur, 1]))
-        colour = torch.nonzero(p[:, 2] < a.color_p).flatten()
+            x[idx] = self._blur(x[idx], self._blur_taps(s0 + (s1 - s0) * p[blur, 4]))
+        colour = torch.nonzero(p[:, 5] < a.color_p).flatten()
         if len(colour):
             idx = colour.to(x.device)
-            x[idx] = self._jitter(x[idx], p[colour, 3:11])
+            x[idx] = self._jitter(x[idx], p[colour, 6:14])
         return self.normalize.from_255_(x)
 
     def __call__(self, img: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
