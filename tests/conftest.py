@@ -13,6 +13,23 @@ from PIL import Image
 os.environ.setdefault("DFLIB_CACHE", str(Path(__file__).resolve().parent.parent / ".pytest_cache" / "dflib"))
 
 
+def load_benchmark(name: str):
+    """``benchmarks/<name>.py`` imported as a module (a script, not a package: loaded from its file,
+    with ``benchmarks/`` on the path while it runs, for the scripts that import a sibling)."""
+    import importlib.util
+    import sys
+
+    folder = Path(__file__).resolve().parent.parent / "benchmarks"
+    spec = importlib.util.spec_from_file_location(name, folder / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(folder))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(folder))
+    return module
+
+
 def write_image(path: Path, seed: int, size: int = 32, fmt: str = "JPEG", mode: str = "RGB") -> Path:
     """Write a small random image (distinct content per seed)."""
     rng = np.random.default_rng(seed)

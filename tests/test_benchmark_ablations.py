@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import load_benchmark
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -30,11 +32,7 @@ def _run(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
 def test_vit_ablation_dry_run_writes_one_row_per_change(tmp_path):
     done = _run("vit_ablation.py", "--rows", "plain", "all", "--out", str(tmp_path / "abl"), cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import vit_ablation
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+    vit_ablation = load_benchmark("vit_ablation")
     runs = vit_ablation.read_csv(tmp_path / "abl.csv")
     assert [r["row"] for r in runs] == ["plain", "all"]
     assert [(r["stem"], r["pool"], r["augment"]) for r in runs] == [("patch", "cls", False), ("conv", "mean", True)]
