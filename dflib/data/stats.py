@@ -13,7 +13,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from dflib import CLASS_NAMES
-from dflib.data.io import read_image
+from dflib.data.io import read_image, read_image_tensor
 from dflib.runtime import progress_bar
 
 
@@ -46,13 +46,24 @@ def image_statistics(samples: Sequence[tuple[Path, int]], progress: bool = True)
     return pd.DataFrame(rows)
 
 
-def decode_throughput(paths: Iterable[str | os.PathLike]) -> float:
-    """Images/s of the decode-only baseline: PIL open + convert("RGB"), one process."""
+def decode_throughput(paths: Iterable[str | os.PathLike], reader: str = "pil") -> float:
+    """Images/s of a decode-only baseline over ``paths``, one process, full resolution.
+
+    ``reader="pil"``: PIL open + convert("RGB") (its speed differs from process to process on some
+    machines, by up to 2x); ``reader="dflib"``: :func:`~dflib.data.io.read_image_tensor`, the
+    reader the loaders use (libjpeg-turbo through simplejpeg where installed), the baseline
+    ``benchmarks/data_throughput.py`` compares the training loader with.
+    """
+    if reader not in ("pil", "dflib"):
+        raise ValueError(f"decode_throughput: reader must be 'pil' or 'dflib', got {reader!r}")
     paths = list(paths)
     start = time.perf_counter()
     for p in paths:
-        with Image.open(p) as im:
-            im.convert("RGB")
+        if reader == "dflib":
+            read_image_tensor(p)
+        else:
+            with Image.open(p) as im:
+                im.convert("RGB")
     return len(paths) / (time.perf_counter() - start)
 
 
