@@ -50,7 +50,7 @@ model; December 2026, a 2-core EPYC VM shared with other jobs): decoding at 1/2 
 work, and with 4:2:0 the chroma planes are decoded at 8x8 as before), so a loader that did
 nothing else would reach ~0.8. Everything else must then be free, and it is not:
 
-* crop + antialiased resize to 128 px: ~0.35x (torch's AVX2 ``uint8`` kernel, called without
+* crop + antialiased resize to 128 px: ~0.37x (torch's AVX2 ``uint8`` kernel, called without
   ``interpolate``'s Python checks, plus the crop's copy; bit-identical to
   ``v2.functional.resized_crop``; PIL's resize is slower here and not identical; torch's kernel
   is ~35 % faster on 4-channel images, but an RGBX decode would need a 4 -> 3 channel copy before
@@ -58,11 +58,13 @@ nothing else would reach ~0.8. Everything else must then be free, and it is not:
 * JPEG re-compression of a quarter of the images: ~0.2x (torchvision's encoder, simplejpeg's
   decoder: the same pixels as torchvision's in three quarters of the time; simplejpeg's encoder
   gives other pixels than the reference's ``v2.functional.jpeg``);
-* file read, the seeded draw, the crop box, call layers and collate: ~0.25x together. The flip
+* file read, the seeded draw, the crop box, call layers and collate: ~0.2x together. The flip
   of the images that are not re-compressed (three quarters) runs in the batch stage, where it is
   exact and nearly free (``TrainTransform``'s docstring); before, it cost ~0.05x here.
 
-Measured so: ~1.55x the own decode per image in a worker, a same-process ratio of ~0.65. What
+Measured so: ~1.55x the own decode per image in process, a same-process ratio of 0.63-0.65 (three
+runs, both worker counts; the loader of commit 119d3e0, before the direct resize call and the
+flip's move to the batch stage, measured 0.64 and 0.62 in one run). What
 would move it to the goal is taking the resize off the worker (on the device, in ``float32``),
 which changes the training pixels from the ``uint8`` rounding that the reference tests pin, and
 so every shipped detector and the numbers measured with them.
