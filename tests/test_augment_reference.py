@@ -316,3 +316,17 @@ def test_reference_wants_uint8():
     p = AugmentParams(crop=(0, 0, 16, 16))
     with pytest.raises(TypeError, match="uint8"):
         reference_augment(torch.rand(3, 16, 16), p, 16)
+
+
+def test_resize_without_the_aten_binding_gives_the_same_pixels(monkeypatch):
+    """``_resize`` calls the ATen op behind ``interpolate`` directly; where a torch build lacks that
+    binding it falls back to ``interpolate`` itself, with the same pixels (uint8 and float)."""
+    from dflib.data import transforms
+
+    full, mid = _images()
+    crops = [img[..., 1:-2, 2:-1] for img in full + mid] + [full[0].float() / 255]
+    fast = [transforms._resize(x, 32) for x in crops]
+    monkeypatch.setattr(transforms, "_UPSAMPLE_AA", None)
+    slow = [transforms._resize(x, 32) for x in crops]
+    assert all(torch.equal(a, b) for a, b in zip(fast, slow))
+    assert all(torch.equal(a, F.resize(x, [32, 32], antialias=True)) for a, x in zip(fast, crops))
