@@ -120,11 +120,14 @@ class OwnDecodeAlongside(DeepfakeDataset):
     """
 
     def attach(self, counter: torch.Tensor) -> OwnDecodeAlongside:
-        self.counter = counter  # (seconds, images), float64, in shared memory: forked workers add to it
+        # (workers, 2): seconds and images per worker (one row each: no two processes add to the same
+        # numbers), float64, in shared memory, so forked workers add to it
+        self.counter = counter
         return self
 
     def load_or_next(self, index: int, min_size=None):
-        c = self.counter.numpy()  # numpy: a cheap in-place add, outside the timed decode
+        info = torch.utils.data.get_worker_info()
+        c = self.counter.numpy()[info.id if info is not None else 0]  # numpy: a cheap in-place add
         start = time.thread_time()
         read_image_tensor(self.samples[(index + len(self.samples) // 2) % len(self.samples)][0], self.max_pixels)
         c[0] += time.thread_time() - start
@@ -137,7 +140,7 @@ def same_process_ratio(
 ) -> float | None:
     """Own decode CPU time over the loader's CPU time per image, both in the loader's process(es), for one
     pass of a fresh loader over ``paired`` (:class:`OwnDecodeAlongside`); None where not measurable."""
-    counter = torch.zeros(2, dtype=torch.float64).share_memory_()
+    counter = torch.zeros(max(workers, 1), 2, dtype=torch.float64).share_memory_()
     loader = make_train_loader(paired.attach(counter), transform, batch_size, workers=workers, batched=batched)
     for _ in loader:  # start the workers, warm the codecs
         pass
@@ -146,7 +149,7 @@ def same_process_ratio(
     counter.zero_()
     n = sum(len(batch[0]) for batch in loader)
     after = [process_cpu_seconds(p) for p in pids] if workers else [time.thread_time()]
-    own, decoded = counter.tolist()
+    own, decoded = counter.sum(0).tolist()
     if None in before or None in after or decoded != n:
         return None
     spent = sum(a - b for a, b in zip(after, before))
@@ -181,8 +184,9 @@ def process_cpu_seconds(pid: int) -> float | None:
 
 
 def loader_cpu_ms(loader, workers: int) -> tuple[float, float | None]:
-    """``(images/s, CPU ms per image per worker)`` of one pass of ``loader``: the workers' CPU time (all their
-    threads: collate and pickling included), or this thread's with ``workers=0``; None where not measurable."""
+    """``(images/s, CPU ms per image)`` of one pass of ``loader``: the workers' CPU time (all their threads:
+    collate and pickling included) over the images they made, or this thread's with ``workers=0``: what one
+    worker spends on an image, whatever the number of workers; None where not measurable."""
     pids = [w.pid for w in getattr(getattr(loader, "_iterator", None), "_workers", [])] if workers else []
     before = [process_cpu_seconds(p) for p in pids] if workers else [time.thread_time()]
     n, start = 0, time.perf_counter()
@@ -192,7 +196,7 @@ def loader_cpu_ms(loader, workers: int) -> tuple[float, float | None]:
     after = [process_cpu_seconds(p) for p in pids] if workers else [time.thread_time()]
     if len(before) != max(workers, 1) or None in before or None in after:
         return rate, None
-    return rate, sum(a - b for a, b in zip(after, before)) / n * 1e3 / max(workers, 1)
+    return rate, sum(a - b for a, b in zip(after, before)) / n * 1e3
 
 
 def step_profile(ds, transform, batch_size: int, rounds: int) -> dict[str, float]:
