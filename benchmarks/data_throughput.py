@@ -144,16 +144,14 @@ def same_process_ratio(
     loader = make_train_loader(paired.attach(counter), transform, batch_size, workers=workers, batched=batched)
     for _ in loader:  # start the workers, warm the codecs
         pass
-    pids = [w.pid for w in getattr(getattr(loader, "_iterator", None), "_workers", [])] if workers else []
-    before = [process_cpu_seconds(p) for p in pids] if workers else [time.thread_time()]
     counter.zero_()
-    n = sum(len(batch[0]) for batch in loader)
-    after = [process_cpu_seconds(p) for p in pids] if workers else [time.thread_time()]
+    n = len(loader) * batch_size  # drop_last: every batch is full
+    _, spent_ms = loader_cpu_ms(loader, workers)  # the process's CPU per image, the own decodes included
     own, decoded = counter.sum(0).tolist()
-    if None in before or None in after or decoded != n:
+    if spent_ms is None or decoded != n:
         return None
-    spent = sum(a - b for a, b in zip(after, before))
-    return own / (spent - own)
+    own_ms = own / n * 1e3
+    return own_ms / (spent_ms - own_ms)
 
 
 def quartiles(values: list[float]) -> str:

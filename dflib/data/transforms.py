@@ -172,14 +172,9 @@ class _Normalize:
         return x.mul_(self._scale255).add_(self._shift)
 
 
-def _interpolate_aa(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """``nnf.interpolate(x, size, mode="bilinear", antialias=True, align_corners=False)``: the op it calls."""
-    return nnf.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
-
-
-# The ATen op behind that call, without interpolate's Python argument checks (~4 us a call, ~8 % of
-# resizing a 117 px crop to 128 px here). The same kernel, so the same pixels
-# (tests/test_augment_reference.py); interpolate itself where a torch build lacks the binding.
+# The ATen op behind nnf.interpolate(mode="bilinear", antialias=True), without interpolate's Python
+# argument checks (~4 us a call, ~8 % of resizing a 117 px crop to 128 px here). The same kernel, so
+# the same pixels (tests/test_augment_reference.py); interpolate itself where a torch build lacks it.
 _UPSAMPLE_AA = getattr(torch._C._nn, "_upsample_bilinear2d_aa", None)
 
 
@@ -196,7 +191,7 @@ def _resize(img: torch.Tensor, size: int) -> torch.Tensor:
     x = img.unsqueeze(0).contiguous(memory_format=torch.channels_last)
     if _UPSAMPLE_AA is not None:
         return _UPSAMPLE_AA(x, (size, size), False, None)[0]
-    return _interpolate_aa(x, (size, size))[0]
+    return nnf.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0]
 
 
 class SeededTransform:
